@@ -1,0 +1,31 @@
+import { AioKV as CoreAioKV, type AioKVOptions, type Backend } from "@aiokv/core";
+import { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";
+
+/**
+ * The store on a JSON file when given a path, or on any {@link Backend}.
+ *
+ * @example
+ * ```ts
+ * import { AioKV } from "aiokv";
+ *
+ * const kv = new AioKV("state.json");
+ * await kv.set("seen_ran_cleanup"); // the current unix time
+ * ```
+ */
+export class AioKV extends CoreAioKV {
+  /**
+   * @param target A state file's path (the file backend), or any Backend.
+   * @param options The store's options, and the file backend's when `target` is a path.
+   */
+  constructor(target: string | Backend, options: AioKVOptions & FileBackendOptions = {}) {
+    super(typeof target === "string" ? new FileBackend(target, options) : target, options);
+  }
+}
+
+/**
+ * The name the store had as a Python library, kept for its call sites.
+ * @deprecated Use {@link AioKV}; this is the same class.
+ */
+export const aiocache: typeof AioKV = AioKV;
+/** @deprecated Use {@link AioKV}. */
+export type aiocache = AioKV;

@@ -1,0 +1,30 @@
+/**
+ * Where a store's document lives. A backend moves text and nothing else: parsing, value checks,
+ * the lock and group commit live in `AioKV`, so every backend behaves the same.
+ *
+ * Reject with the underlying error (AioKV wraps it, keeping it as `cause`), except for absence,
+ * which is a value: `read()` resolves `undefined` and `remove()` resolves.
+ *
+ * @example
+ * ```ts
+ * import type { Backend } from "@aiokv/core";
+ *
+ * class StringBackend implements Backend {
+ *   readonly location = "string:demo";
+ *   #text: string | undefined;
+ *   async read() { return this.#text; }
+ *   async write(text: string) { this.#text = text; }
+ *   async remove() { this.#text = undefined; }
+ * }
+ * ```
+ */
+export interface Backend {
+  /** Where the document lives (a path, `memory:<name>`); every error message names it. */
+  readonly location: string;
+  /** The document's text, or `undefined` when there is none. An empty file reads as `""`. */
+  read(): Promise<string | undefined>;
+  /** Replaces the document whole; a reader sees the old text or the new, never a mix. */
+  write(text: string): Promise<void>;
+  /** Removes the document. Resolves when it is already absent. */
+  remove(): Promise<void>;
+}

@@ -1,0 +1,82 @@
+/**
+ * Error thrown when a store's document exists but cannot be used as a store: the base of
+ * {@link CorruptStoreError} and {@link InvalidStoreShapeError}. The document is left as it is;
+ * `clear()` is the way out.
+ */
+export class StoreFormatError extends Error {
+  override readonly name: string = "StoreFormatError";
+  /** The document's location (a path, `memory:<name>`). */
+  readonly location: string;
+
+  constructor(message: string, location: string, options?: ErrorOptions) {
+    super(message, options);
+    this.location = location;
+  }
+}
+
+/** Error thrown when a store's document is not valid JSON (truncated, empty, garbage, a BOM). */
+export class CorruptStoreError extends StoreFormatError {
+  override readonly name = "CorruptStoreError" as const;
+}
+
+/** Error thrown when a store's document is valid JSON but not an object of storable values. */
+export class InvalidStoreShapeError extends StoreFormatError {
+  override readonly name = "InvalidStoreShapeError" as const;
+}
+
+/** What a backend was doing when it failed. */
+export type StoreOperation = "read" | "write" | "remove";
+
+/**
+ * Error thrown when a backend fails to read, write or remove a store's document. The backend's
+ * own error (an `EFBIG`, `ENOTDIR`, a lost connection) is its `cause`.
+ */
+export class StoreIOError extends Error {
+  override readonly name = "StoreIOError" as const;
+  /** The document's location (a path, `memory:<name>`). */
+  readonly location: string;
+  /** What the backend was doing. */
+  readonly operation: StoreOperation;
+  /** The cause's `code` (`"ENOSPC"`, `"EISDIR"`), when it has one. */
+  readonly code: string | undefined;
+
+  constructor(operation: StoreOperation, location: string, cause: unknown) {
+    super(`Cannot ${operation} store ${JSON.stringify(location)}: ${describe(cause)}`, { cause });
+    this.location = location;
+    this.operation = operation;
+    this.code = errorCode(cause);
+  }
+}
+
+const formatNames = new Set(["StoreFormatError", "CorruptStoreError", "InvalidStoreShapeError"]);
+
+/**
+ * Whether `error` is a {@link StoreFormatError} (or a subclass), also when it comes from another
+ * installed copy of `@aiokv/core`, where `instanceof` fails.
+ *
+ * @param error Anything caught.
+ * @returns `true` for a corrupt or wrongly shaped document.
+ */
+export function isStoreFormatError(error: unknown): error is StoreFormatError {
+  return error instanceof Error && formatNames.has(error.name);
+}
+
+/**
+ * Whether `error` is a {@link StoreIOError}, also across installed copies of `@aiokv/core`.
+ *
+ * @param error Anything caught.
+ * @returns `true` for a failed read, write or remove.
+ */
+export function isStoreIOError(error: unknown): error is StoreIOError {
+  return error instanceof Error && error.name === "StoreIOError";
+}
+
+/** The `code` of a Node.js system error, if any. */
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,160 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import type { Backend } from "@aiokv/core";
+
+/** Options of {@link FileBackend}. */
+export interface FileBackendOptions {
+  /**
+   * Sync each write to disk (the file, then its directory after the rename) before it resolves,
+   * so that a resolved write survives a power loss, not only a crash of the process. Off, a
+   * write is still atomic and survives a process crash, at a fraction of the cost.
+   * @default true
+   */
+  readonly sync?: boolean;
+  /**
+   * Permission bits of a state file that aiokv creates; an existing file keeps its own.
+   * @default 0o600
+   */
+  readonly mode?: number;
+}
+
+/**
+ * A JSON document in one file, replaced atomically: the text goes to a temp file beside it, which
+ * is synced and renamed over the file, so a crash leaves the old file or the new one.
+ *
+ * Not write-file-atomic: it ignores the count of its one `fs.write`, so on a filling disk it renames
+ * a truncated temp file over the good one. Here every byte is written or the write fails.
+ *
+ * @example
+ * ```ts
+ * import { AioKV } from "@aiokv/core";
+ * import { FileBackend } from "@aiokv/fs-backend";
+ *
+ * const kv = new AioKV(new FileBackend("state.json", { sync: false }));
+ * ```
+ */
+export class FileBackend implements Backend {
+  /** The file's absolute path. */
+  readonly location: string;
+  readonly #sync: boolean;
+  readonly #mode: number;
+
+  /**
+   * @param file The state file's path; relative paths resolve against the current directory now.
+   * @param options Syncing and the new file's mode.
+   * @throws {TypeError} When `file` is not a non-empty string.
+   * @throws {RangeError} When `mode` is not a whole number from 0 to 0o7777.
+   */
+  constructor(file: string, options: FileBackendOptions = {}) {
+    if (typeof file !== "string" || file === "") {
+      throw new TypeError(`Cannot open store: expected a file path, received ${JSON.stringify(file)}`);
+    }
+    const mode = options.mode ?? 0o600;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
+      throw new RangeError(`Cannot open store "${file}": mode must be a whole number from 0 to 0o7777, received ${mode}`);
+    }
+    this.location = resolve(file);
+    this.#sync = options.sync ?? true;
+    this.#mode = mode;
+  }
+
+  async read(): Promise<string | undefined> {
+    try {
+      return await readFile(this.location, "utf8");
+    } catch (error) {
+      if (isCode(error, "ENOENT")) return undefined;
+      throw error;
+    }
+  }
+
+  async write(text: string): Promise<void> {
+    const target = await followLinks(this.location);
+    const existing = await stat(target).catch((error: unknown) => (isCode(error, "ENOENT") ? undefined : Promise.reject(error)));
+    // Beside the target: rename is atomic only within one file system.
+    const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await openNew(temp);
+      await writeAll(handle, Buffer.from(text, "utf8"));
+      await handle.chmod(existing ? existing.mode & 0o7777 : this.#mode);
+      if (existing && process.getuid?.() === 0) await handle.chown(existing.uid, existing.gid);
+      if (this.#sync) await handle.sync();
+      await handle.close();
+      handle = undefined;
+      await rename(temp, target);
+    } catch (error) {
+      await handle?.close().catch(() => {});
+      await unlink(temp).catch(() => {});
+      throw error;
+    }
+    if (this.#sync) await syncDirectory(dirname(target));
+  }
+
+  async remove(): Promise<void> {
+    // The target, not the link: a state file that is a symlink stays one for the next write.
+    const target = await followLinks(this.location);
+    try {
+      await unlink(target);
+    } catch (error) {
+      if (isCode(error, "ENOENT")) return;
+      throw error;
+    }
+    if (this.#sync) await syncDirectory(dirname(target));
+  }
+}
+
+async function openNew(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, "wx", 0o600);
+  } catch (error) {
+    if (!isCode(error, "ENOENT")) throw error;
+    await mkdir(dirname(path), { recursive: true });
+    return await open(path, "wx", 0o600);
+  }
+}
+
+// A short write (a filling disk, RLIMIT_FSIZE) writes the rest again, which then fails with the
+// real error (ENOSPC, EFBIG) instead of leaving a truncated file to be renamed into place.
+async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset, offset);
+    if (bytesWritten <= 0) throw new Error(`Cannot write: the file system accepted 0 of ${data.length - offset} bytes`);
+    offset += bytesWritten;
+  }
+}
+
+/** The file a path names, following symlinks even when the file they point to is absent. */
+async function followLinks(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch (error) {
+    if (!isCode(error, "ENOENT")) throw error;
+  }
+  let current = path;
+  for (let hops = 0; hops < 40; hops++) {
+    let link: string;
+    try {
+      link = await readlink(current);
+    } catch (error) {
+      if (isCode(error, "EINVAL") || isCode(error, "ENOENT")) return current;
+      throw error;
+    }
+    current = resolve(dirname(current), link);
+  }
+  throw Object.assign(new Error(`Cannot follow "${path}": too many symbolic links`), { code: "ELOOP" });
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return (error as { code?: unknown } | null)?.code === code;
+}
