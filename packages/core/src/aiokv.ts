@@ -95,7 +95,7 @@ export class AioKV {
       await this.#ready();
       return this.#lookup(key);
     });
-    return json === undefined ? fallback : JSON.parse(json);
+    return json === undefined ? fallback : (JSON.parse(json) as unknown);
   }
 
   /**

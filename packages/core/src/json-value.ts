@@ -72,15 +72,11 @@ function findProblem(value: unknown, path: PropertyKey[], ancestors: object[]): 
   return undefined;
 }
 
-/** "a function", "a Date", "an instance of Point", "null": what a value is, for a message. */
+/** "a function", "an instance of Date", "null": what a value is, for a message. */
 function kind(value: unknown): string {
   if (value === null || value === undefined) return String(value);
-  if (typeof value !== "object") return article(typeof value);
+  if (typeof value !== "object") return `a ${typeof value}`;
   if (Array.isArray(value)) return "an array subclass";
   const name = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
-  return typeof name === "string" && name !== "" && name !== "Object" ? article(name) : "an object";
-}
-
-function article(noun: string): string {
-  return `${/^[aeiou]/i.test(noun) ? "an" : "a"} ${noun}`;
+  return typeof name === "string" && name !== "" && name !== "Object" ? `an instance of ${name}` : "an object";
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { Stats } from "node:fs";
 import { mkdir, open, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Backend } from "@aiokv/core";
@@ -70,7 +71,7 @@ export class FileBackend implements Backend {
 
   async write(text: string): Promise<void> {
     const target = await followLinks(this.location);
-    const existing = await stat(target).catch((error: unknown) => (isCode(error, "ENOENT") ? undefined : Promise.reject(error)));
+    const existing = await statIfExists(target);
     // Beside the target: rename is atomic only within one file system.
     const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
     let handle: FileHandle | undefined;
@@ -101,6 +102,15 @@ export class FileBackend implements Backend {
       throw error;
     }
     if (this.#sync) await syncDirectory(dirname(target));
+  }
+}
+
+async function statIfExists(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (error) {
+    if (isCode(error, "ENOENT")) return undefined;
+    throw error;
   }
 }
 

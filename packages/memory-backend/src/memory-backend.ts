@@ -48,7 +48,7 @@ export class MemoryBackend implements Backend {
 
   async read(): Promise<string | undefined> {
     try {
-      return (await this.#fs.readFile(file, "utf8")) as string;
+      return await this.#fs.readFile(file, "utf8");
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;

@@ -1,0 +1,56 @@
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as core from "@aiokv/core";
+import { MemoryBackend } from "@aiokv/memory-backend";
+import { AioKV, aiocache, CorruptStoreError, FileBackend, StoreIOError } from "aiokv";
+import { describe, expect, it, onTestFinished } from "vitest";
+
+async function tempFile(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "aiokv-"));
+  onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  return join(dir, "state.json");
+}
+
+describe("aiokv", () => {
+  it("new AioKV(path) stores in that JSON file", async () => {
+    const file = await tempFile();
+    const kv = new AioKV(file);
+    expect(kv.location).toBe(file);
+    await kv.set("last_command", "ping");
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ last_command: "ping" });
+    expect(await new AioKV(file).get("last_command")).toBe("ping");
+  });
+
+  it("new AioKV(path, options) passes the file options on", async () => {
+    const file = await tempFile();
+    await new AioKV(file, { mode: 0o640, sync: false, clock: () => 5_000 }).set("t");
+    expect((await stat(file)).mode & 0o777).toBe(0o640);
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ t: 5 });
+  });
+
+  it("new AioKV(backend) takes any Backend", async () => {
+    const kv = new AioKV(new MemoryBackend({ text: '{"a": 1}' }));
+    expect(await kv.get("a")).toBe(1);
+  });
+
+  it("is the core AioKV, and aiocache is the same class", async () => {
+    expect(new AioKV(new MemoryBackend())).toBeInstanceOf(core.AioKV);
+    expect(aiocache).toBe(AioKV);
+    const file = await tempFile();
+    await new aiocache(file).set("legacy", true);
+    expect(await new AioKV(file).get("legacy")).toBe(true);
+  });
+
+  it("re-exports the error classes of @aiokv/core and the file backend", () => {
+    expect(CorruptStoreError).toBe(core.CorruptStoreError);
+    expect(StoreIOError).toBe(core.StoreIOError);
+    expect(new FileBackend("x.json").location).toBe(join(process.cwd(), "x.json"));
+  });
+
+  it("the core AioKV rejects a path with a TypeError that points to aiokv", () => {
+    expect(() => new core.AioKV("state.json" as unknown as core.Backend)).toThrow(
+      new TypeError('Cannot create store: expected a Backend, received "state.json" (a path needs AioKV from "aiokv")'),
+    );
+  });
+});

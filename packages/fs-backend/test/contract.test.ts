@@ -1,0 +1,7 @@
+import { backendContract, modelContract, storeContract } from "@aiokv/contract";
+import { fileHarness } from "./file-harness.js";
+
+backendContract("FileBackend", () => fileHarness());
+storeContract("FileBackend", () => fileHarness());
+modelContract("FileBackend", () => fileHarness(), 30);
+modelContract("FileBackend without sync", () => fileHarness({ sync: false }), 30);

@@ -1,0 +1,205 @@
+import { execFileSync } from "node:child_process";
+import { chmod, lstat, mkdir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AioKV, isStoreIOError, StoreIOError } from "@aiokv/core";
+import { recordingLogger } from "@aiokv/contract";
+import { FileBackend } from "@aiokv/fs-backend";
+import { describe, expect, it } from "vitest";
+import { tempDir } from "./file-harness.js";
+
+const shortWrite = fileURLToPath(new URL("fixtures/short-write.mjs", import.meta.url));
+
+/** Runs the short-write fixture in a child whose files may not grow past `limitKiB`. */
+function underFileSizeLimit(limitKiB: number, mode: string, file: string, bytes: number): Record<string, unknown> {
+  const out = execFileSync("bash", ["-c", `ulimit -f ${limitKiB} && exec node "$@"`, "bash", shortWrite, mode, file, String(bytes)], {
+    encoding: "utf8",
+  });
+  return JSON.parse(out) as Record<string, unknown>;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<StoreIOError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(isStoreIOError(error)).toBe(true);
+  return error as StoreIOError;
+}
+
+describe("FileBackend short writes (RLIMIT_FSIZE, as on a filling disk)", () => {
+  const good = JSON.stringify({ small: "old" });
+
+  it("write-file-atomic 7 resolves and renames a truncated file over the good one", async () => {
+    const file = join(await tempDir(), "state.json");
+    await writeFile(file, good);
+    expect(underFileSizeLimit(4, "write-file-atomic", file, 10_000)).toStrictEqual({ ok: true });
+    const text = await readFile(file, "utf8");
+    expect(text.length).toBe(4096);
+    expect(() => JSON.parse(text) as unknown).toThrow(SyntaxError);
+  });
+
+  it("write() rejects with EFBIG and leaves the old file and no temp file", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "state.json");
+    await writeFile(file, good);
+    expect(underFileSizeLimit(4, "file-backend", file, 10_000)).toStrictEqual({ ok: false, name: "Error", code: "EFBIG" });
+    expect(await readFile(file, "utf8")).toBe(good);
+    expect(await readdir(dir)).toStrictEqual(["state.json"]);
+  });
+
+  it("set() rejects with StoreIOError caused by EFBIG, rolls back, and the next set() succeeds", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "state.json");
+    await writeFile(file, good);
+    const failed = { ok: false, name: "StoreIOError", code: "EFBIG", cause: "EFBIG" };
+    expect(underFileSizeLimit(4, "store", file, 10_000)).toStrictEqual({
+      alone: failed,
+      afterAlone: "old",
+      batch: [failed, failed],
+      afterBatch: { small: "old" },
+      next: { ok: true },
+      final: { small: "new" },
+    });
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ small: "new" });
+    expect(await readdir(dir)).toStrictEqual(["state.json"]);
+  });
+});
+
+describe("FileBackend path faults", () => {
+  it("a parent path that is a file: reads and writes reject with ENOTDIR, delete() and clear() resolve false", async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, "blocker"), "not a directory");
+    const logger = recordingLogger();
+    const kv = new AioKV(new FileBackend(join(dir, "blocker", "state.json")), { logger });
+    const read = await rejection(kv.get("a"));
+    expect(read.code).toBe("ENOTDIR");
+    expect(read.operation).toBe("read");
+    expect(read.message).toMatch(new RegExp(`^Cannot read store ${JSON.stringify(kv.location).replaceAll("/", "\\/")}: ENOTDIR`));
+    expect((read.cause as NodeJS.ErrnoException).code).toBe("ENOTDIR");
+    expect((await rejection(kv.set("a", 1))).code).toBe("ENOTDIR");
+    expect((await rejection(kv.getAll())).code).toBe("ENOTDIR");
+    expect(await kv.delete("a")).toBe(false);
+    expect(await kv.clear()).toBe(false);
+    expect(logger.calls.map(([message]) => message)).toStrictEqual([
+      `Cannot delete key "a" in store ${JSON.stringify(kv.location)}`,
+      `Cannot clear in store ${JSON.stringify(kv.location)}`,
+    ]);
+    expect(await readFile(join(dir, "blocker"), "utf8")).toBe("not a directory");
+  });
+
+  it("a state path that is a directory: reads reject with EISDIR, clear() resolves false, the directory stays", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "state.json");
+    await mkdir(file);
+    const kv = new AioKV(new FileBackend(file), { logger: recordingLogger() });
+    expect((await rejection(kv.get("a"))).code).toBe("EISDIR");
+    expect((await rejection(kv.set("a", 1))).code).toBe("EISDIR");
+    expect(await kv.clear()).toBe(false);
+    expect((await stat(file)).isDirectory()).toBe(true);
+  });
+
+  it("a state path replaced by a directory after loading: set() rejects and rolls back", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "state.json");
+    const kv = new AioKV(new FileBackend(file));
+    await kv.set("a", 1);
+    // The state path becomes a directory after the first load: the rename fails with EISDIR.
+    await rm(file);
+    await mkdir(file);
+    await writeFile(join(file, "inside"), "x");
+    const error = await rejection(kv.set("b", 2));
+    expect(error.operation).toBe("write");
+    expect(["EISDIR", "ENOTEMPTY", "EEXIST"]).toContain(error.code);
+    expect(await kv.getAll()).toStrictEqual({ a: 1 });
+    expect((await readdir(dir)).sort()).toStrictEqual(["state.json"]);
+  });
+});
+
+describe("FileBackend files", () => {
+  it("creates a new state file with mode 0600", async () => {
+    const file = join(await tempDir(), "state.json");
+    await new AioKV(new FileBackend(file)).set("a", 1);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  it("creates a new state file with the mode option, whatever the umask", async () => {
+    const file = join(await tempDir(), "state.json");
+    const umask = process.umask(0o077);
+    try {
+      await new AioKV(new FileBackend(file, { mode: 0o644 })).set("a", 1);
+    } finally {
+      process.umask(umask);
+    }
+    expect((await stat(file)).mode & 0o777).toBe(0o644);
+  });
+
+  it("keeps the mode of an existing state file", async () => {
+    const file = join(await tempDir(), "state.json");
+    await writeFile(file, "{}");
+    await chmod(file, 0o640);
+    await new AioKV(new FileBackend(file)).set("a", 1);
+    expect((await stat(file)).mode & 0o777).toBe(0o640);
+  });
+
+  it("a state file that is a symlink stays one, and its target is updated", async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, "data"));
+    const target = join(dir, "data", "real.json");
+    const link = join(dir, "state.json");
+    await writeFile(target, '{"a": 1}');
+    await symlink(relative(dir, target), link);
+    const kv = new AioKV(new FileBackend(link));
+    await kv.set("b", 2);
+    expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ a: 1, b: 2 });
+    expect(await readdir(join(dir, "data"))).toStrictEqual(["real.json"]);
+  });
+
+  it("a dangling symlink gets its target created, and clear() removes the target, not the link", async () => {
+    const dir = await tempDir();
+    const target = join(dir, "real.json");
+    const link = join(dir, "state.json");
+    await symlink("real.json", link);
+    const kv = new AioKV(new FileBackend(link));
+    await kv.set("a", 1);
+    expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ a: 1 });
+    expect(await kv.clear()).toBe(true);
+    expect(await readlink(link)).toBe("real.json");
+    expect(await readdir(dir)).toStrictEqual(["state.json"]);
+    await kv.set("b", 2);
+    expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ b: 2 });
+  });
+
+  it("creates missing parent directories on the first write", async () => {
+    const file = join(await tempDir(), "a", "b", "state.json");
+    await new AioKV(new FileBackend(file)).set("a", 1);
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ a: 1 });
+  });
+
+  it("leaves no temp file behind after many writes", async () => {
+    const dir = await tempDir();
+    const kv = new AioKV(new FileBackend(join(dir, "state.json"), { sync: false }));
+    for (let i = 0; i < 20; i++) await Promise.all([kv.set(`k${i}`, i), kv.set("x", i)]);
+    expect(await readdir(dir)).toStrictEqual(["state.json"]);
+  });
+
+  it("writes one key per line, readable by JSON.parse", async () => {
+    const file = join(await tempDir(), "state.json");
+    const kv = new AioKV(new FileBackend(file));
+    await kv.set("last_command", "ping");
+    await kv.set("seen", [1, 2]);
+    expect(await readFile(file, "utf8")).toBe('{\n  "last_command": "ping",\n  "seen": [1,2]\n}\n');
+  });
+
+  it("location is the absolute path; relative paths resolve against the current directory", () => {
+    expect(new FileBackend("state.json").location).toBe(join(process.cwd(), "state.json"));
+  });
+
+  it("rejects a path that is not a non-empty string, and a mode out of range", () => {
+    expect(() => new FileBackend("")).toThrow(TypeError);
+    expect(() => new FileBackend(42 as unknown as string)).toThrow(new TypeError("Cannot open store: expected a file path, received 42"));
+    expect(() => new FileBackend("s.json", { mode: 0o10000 })).toThrow(RangeError);
+    expect(() => new FileBackend("s.json", { mode: 1.5 })).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,12 @@
+import type { Harness } from "@aiokv/contract";
+import { MemoryBackend } from "@aiokv/memory-backend";
+
+/** One MemoryBackend per test; reopening is a new AioKV on the same instance. */
+export function memoryHarness(): Harness {
+  const backend = new MemoryBackend({ name: "contract" });
+  return {
+    backend: () => backend,
+    plant: (text) => (text === undefined ? backend.remove() : backend.write(text)),
+    peek: () => backend.read(),
+  };
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import type { HarnessFactory } from "./harness.js";
+
+/**
+ * Registers the tests every Backend must pass: read, write and remove of raw text.
+ *
+ * @param name The backend's name, for the test titles.
+ * @param makeHarness Makes a fresh harness per test.
+ */
+export function backendContract(name: string, makeHarness: HarnessFactory): void {
+  describe(`${name} backend contract`, () => {
+    it("location is a non-empty string", async () => {
+      const { location } = (await makeHarness()).backend();
+      expect(typeof location).toBe("string");
+      expect(location.length).toBeGreaterThan(0);
+    });
+
+    it("read() resolves undefined when there is no document", async () => {
+      expect(await (await makeHarness()).backend().read()).toBe(undefined);
+    });
+
+    it("read() resolves an empty document as an empty string", async () => {
+      const h = await makeHarness();
+      await h.plant("");
+      expect(await h.backend().read()).toBe("");
+    });
+
+    it("write() stores the text exactly, non-ASCII and large included", async () => {
+      const h = await makeHarness();
+      const backend = h.backend();
+      for (const text of ['{"ü": "日本 🎉"}', "x".repeat(1 << 20), "\uFEFF{}", ""]) {
+        await backend.write(text);
+        expect(await backend.read()).toBe(text);
+        expect(await h.peek()).toBe(text);
+      }
+    });
+
+    it("write() replaces the whole document, a shorter text included", async () => {
+      const h = await makeHarness();
+      const backend = h.backend();
+      await backend.write("a".repeat(1000));
+      await backend.write("b");
+      expect(await backend.read()).toBe("b");
+    });
+
+    it("write() is seen by another handle on the same storage", async () => {
+      const h = await makeHarness();
+      await h.backend().write("shared");
+      expect(await h.backend().read()).toBe("shared");
+    });
+
+    it("read() during a write() resolves the old text or the new, never a mix", async () => {
+      const h = await makeHarness();
+      const backend = h.backend();
+      const [before, after] = ["a".repeat(1 << 20), "b".repeat(1 << 19)];
+      await backend.write(before);
+      const writing = backend.write(after);
+      const reads: Array<Promise<string | undefined>> = [];
+      let done = false;
+      void writing.then(() => (done = true));
+      while (!done) {
+        reads.push(backend.read());
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      for (const text of await Promise.all(reads)) expect(text === before || text === after).toBe(true);
+    });
+
+    it("remove() deletes the document, and resolves when it is already absent", async () => {
+      const h = await makeHarness();
+      const backend = h.backend();
+      await backend.write("{}");
+      await backend.remove();
+      expect(await backend.read()).toBe(undefined);
+      expect(await h.peek()).toBe(undefined);
+      await expect(backend.remove()).resolves.toBe(undefined);
+    });
+  });
+}

@@ -1,0 +1,65 @@
+import type { Backend, Logger } from "@aiokv/core";
+
+/** What a contract suite needs from a backend under test: fresh per test, one storage each. */
+export interface Harness {
+  /** A Backend on this harness's storage; each call gives a new handle on the same storage, as reopening would. */
+  backend(): Backend;
+  /** Puts raw text where the document lives, or removes it (`undefined`), without aiokv. */
+  plant(text: string | undefined): Promise<void>;
+  /** The raw text where the document lives, or `undefined`, read without aiokv. */
+  peek(): Promise<string | undefined>;
+}
+
+/** Makes a fresh harness; called once per test. */
+export type HarnessFactory = () => Harness | Promise<Harness>;
+
+/** A logger that keeps what it is given, for asserting on `delete()` and `clear()` failures. */
+export function recordingLogger(): Logger & { readonly calls: Array<[string, unknown]> } {
+  const calls: Array<[string, unknown]> = [];
+  return { calls, error: (message, error) => void calls.push([message, error]) };
+}
+
+/**
+ * A Backend that passes through to `inner`, counts writes, and can hold or fail the next write.
+ * Faults of a real backend are tested with real faults in the backend's own tests; this one
+ * exercises AioKV's handling of them (group commit, rollback) identically on every backend.
+ */
+export function instrumented(inner: Backend): Backend & {
+  writes: number;
+  failNext: Error | undefined;
+  hold(): () => void;
+} {
+  let gate: Promise<void> | undefined;
+  const wrapper = {
+    location: inner.location,
+    writes: 0,
+    failNext: undefined as Error | undefined,
+    hold(): () => void {
+      let release!: () => void;
+      gate = new Promise((resolve) => (release = resolve));
+      return () => {
+        gate = undefined;
+        release();
+      };
+    },
+    read: () => inner.read(),
+    remove: () => inner.remove(),
+    async write(text: string): Promise<void> {
+      wrapper.writes++;
+      const failure = wrapper.failNext;
+      wrapper.failNext = undefined;
+      await gate;
+      if (failure) throw failure;
+      await inner.write(text);
+    },
+  };
+  return wrapper;
+}
+
+/** Resolves once `predicate()` holds, checking every millisecond for up to two seconds. */
+export async function until(predicate: () => boolean): Promise<void> {
+  for (let waited = 0; !predicate(); waited++) {
+    if (waited > 2000) throw new Error("Timed out waiting for a condition");
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}

@@ -1,0 +1,4 @@
+export { backendContract } from "./backend-contract.js";
+export { instrumented, recordingLogger, until, type Harness, type HarnessFactory } from "./harness.js";
+export { modelContract } from "./model-contract.js";
+export { storeContract } from "./store-contract.js";
