@@ -1,6 +1,5 @@
 import type { Backend } from "./backend.js";
-import { apply, merge, parseDocument, renderDocument, type Batch, type Entries } from "./document.js";
-import { isStoreFormatError, isStoreIOError, StoreIOError } from "./errors.js";
+import { CommitQueue } from "./commit-queue.js";
 import { checkKey, toJson, type JsonObject, type JsonValue } from "./json-value.js";
 import { Lock } from "./lock.js";
 
@@ -24,12 +23,6 @@ export interface AioKVOptions {
   readonly logger?: Logger;
 }
 
-interface PendingBatch extends Batch {
-  readonly done: Promise<void>;
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
 /**
  * An async key/value store kept in one JSON document. Operations take effect in the order they
  * are called; writes that arrive while one is in flight go to the backend together in the next
@@ -50,11 +43,7 @@ export class AioKV {
   readonly #clock: () => number;
   readonly #logger: Logger;
   readonly #lock = new Lock();
-  /** What the backend holds, once read. */
-  #entries: Entries | undefined;
-  #loading: Promise<Entries> | undefined;
-  #writing: PendingBatch | undefined;
-  #pending: PendingBatch | undefined;
+  readonly #queue: CommitQueue;
 
   /**
    * @param backend Where the document lives. Nothing is read until the first operation.
@@ -68,6 +57,7 @@ export class AioKV {
       );
     }
     this.#backend = backend;
+    this.#queue = new CommitQueue(backend);
     this.#clock = options.clock ?? Date.now;
     this.#logger = options.logger ?? console;
   }
@@ -92,8 +82,8 @@ export class AioKV {
   async get(key: string, fallback?: unknown): Promise<unknown> {
     checkKey(key, "get");
     const json = await this.#lock.run(async () => {
-      await this.#ready();
-      return this.#lookup(key);
+      await this.#queue.ready();
+      return this.#queue.lookup(key);
     });
     return json === undefined ? fallback : (JSON.parse(json) as unknown);
   }
@@ -112,8 +102,8 @@ export class AioKV {
     checkKey(key, "set");
     const json = toJson(key, value === undefined ? Math.floor(this.#clock() / 1000) : value);
     const { done } = await this.#lock.run(async () => {
-      await this.#ready();
-      return this.#stage((batch) => batch.changes.set(key, json));
+      await this.#queue.ready();
+      return this.#queue.stage((batch) => batch.changes.set(key, json));
     });
     await done;
   }
@@ -128,8 +118,9 @@ export class AioKV {
   async delete(key: string): Promise<boolean> {
     checkKey(key, "delete");
     return this.#tolerate(`Cannot delete key ${JSON.stringify(key)}`, async () => {
-      await this.#ready();
-      return this.#lookup(key) === undefined ? { done: undefined } : this.#stage((batch) => batch.changes.set(key, undefined));
+      await this.#queue.ready();
+      const absent = this.#queue.lookup(key) === undefined;
+      return absent ? { done: undefined } : this.#queue.stage((batch) => batch.changes.set(key, undefined));
     });
   }
 
@@ -142,10 +133,8 @@ export class AioKV {
    */
   async getAll(): Promise<JsonObject> {
     const text = await this.#lock.run(async () => {
-      await this.#ready();
-      const entries = new Map(this.#entries);
-      for (const batch of [this.#writing, this.#pending]) if (batch) apply(entries, batch);
-      return renderDocument(entries);
+      await this.#queue.ready();
+      return this.#queue.render();
     });
     // Parsing makes the copy, and defines `__proto__` as an own key, not a prototype.
     return JSON.parse(text) as JsonObject;
@@ -159,7 +148,7 @@ export class AioKV {
    */
   async clear(): Promise<boolean> {
     return this.#tolerate("Cannot clear", () =>
-      this.#stage((batch) => {
+      this.#queue.stage((batch) => {
         batch.cleared = true;
         batch.changes.clear();
       }),
@@ -176,89 +165,6 @@ export class AioKV {
       return false;
     }
   }
-
-  /** Reads the document unless what the backend holds no longer matters (a pending clear). */
-  async #ready(): Promise<void> {
-    if (this.#entries !== undefined || this.#writing?.cleared || this.#pending?.cleared) return;
-    const entries = await this.#load();
-    this.#entries ??= entries;
-  }
-
-  #load(): Promise<Entries> {
-    this.#loading ??= this.#read().finally(() => {
-      this.#loading = undefined;
-    });
-    return this.#loading;
-  }
-
-  async #read(): Promise<Entries> {
-    let text: string | undefined;
-    try {
-      text = await this.#backend.read();
-    } catch (error) {
-      throw new StoreIOError("read", this.location, error);
-    }
-    return text === undefined ? new Map() : parseDocument(text, this.location);
-  }
-
-  #lookup(key: string): string | undefined {
-    for (const batch of [this.#pending, this.#writing]) {
-      if (batch?.changes.has(key)) return batch.changes.get(key);
-      if (batch?.cleared) return undefined;
-    }
-    return this.#entries?.get(key);
-  }
-
-  // Returned in an object: a promise returned from a Lock step would hold the lock until it settled.
-  #stage(change: (batch: Batch) => void): { done: Promise<void> } {
-    if (this.#pending === undefined) {
-      this.#pending = pendingBatch();
-      // setImmediate, not a microtask: every change called in this turn joins the first write.
-      if (this.#writing === undefined) setImmediate(() => void this.#flush());
-    }
-    change(this.#pending);
-    return { done: this.#pending.done };
-  }
-
-  async #flush(): Promise<void> {
-    const batch = this.#pending;
-    if (batch === undefined || this.#writing !== undefined) return;
-    this.#pending = undefined;
-    this.#writing = batch;
-    try {
-      // Not yet read only when a clear below this batch failed: the changes go on what is stored.
-      const base = batch.cleared ? new Map<string, string>() : (this.#entries ?? (await this.#load()));
-      await this.#persist(batch, renderDocument(merge(base, batch)));
-      apply(base, batch);
-      this.#entries = base;
-      batch.resolve();
-    } catch (error) {
-      batch.reject(error);
-    } finally {
-      this.#writing = undefined;
-      void this.#flush();
-    }
-  }
-
-  async #persist(batch: Batch, text: string): Promise<void> {
-    const remove = batch.cleared && text === renderDocument([]);
-    try {
-      await (remove ? this.#backend.remove() : this.#backend.write(text));
-    } catch (error) {
-      if (isStoreIOError(error) || isStoreFormatError(error)) throw error;
-      throw new StoreIOError(remove ? "remove" : "write", this.location, error);
-    }
-  }
-}
-
-function pendingBatch(): PendingBatch {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const done = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { cleared: false, changes: new Map(), done, resolve, reject };
 }
 
 /**

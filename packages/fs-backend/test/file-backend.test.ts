@@ -8,7 +8,8 @@ import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "./file-harness.js";
 
-const shortWrite = fileURLToPath(new URL("fixtures/short-write.mjs", import.meta.url));
+const fixture = (name: string): string => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url));
+const shortWrite = fixture("short-write.mjs");
 
 /** Runs the short-write fixture in a child whose files may not grow past `limitKiB`. */
 function underFileSizeLimit(limitKiB: number, mode: string, file: string, bytes: number): Record<string, unknown> {
@@ -63,6 +64,17 @@ describe("FileBackend short writes (RLIMIT_FSIZE, as on a filling disk)", () => 
     });
     expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ small: "new" });
     expect(await readdir(dir)).toStrictEqual(["state.json"]);
+  });
+});
+
+describe("FileBackend across processes", () => {
+  it("a set() awaited just before process.exit() is in the file", async () => {
+    const file = join(await tempDir(), "state.json");
+    for (let run = 0; run < 5; run++) {
+      execFileSync("node", [fixture("set-then-exit.mjs"), file, `run${run}`, JSON.stringify({ run })]);
+    }
+    const stored = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+    expect(stored).toStrictEqual({ run0: { run: 0 }, run1: { run: 1 }, run2: { run: 2 }, run3: { run: 3 }, run4: { run: 4 } });
   });
 });
 

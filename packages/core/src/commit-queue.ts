@@ -1,0 +1,123 @@
+import type { Backend } from "./backend.js";
+import { apply, merge, parseDocument, renderDocument, type Batch, type Entries } from "./document.js";
+import { isStoreFormatError, isStoreIOError, StoreIOError } from "./errors.js";
+
+interface PendingBatch extends Batch {
+  readonly done: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The document in memory and the writes that carry its changes to the backend (group commit):
+ * changes staged while a write is in flight wait in one pending batch, which becomes the next
+ * single write. A read looks through the pending batch, the one in flight, then what is stored.
+ * Callers serialise their calls (AioKV's lock); writes run one at a time in the background.
+ */
+export class CommitQueue {
+  readonly #backend: Backend;
+  /** What the backend holds, once read. */
+  #stored: Entries | undefined;
+  #loading: Promise<Entries> | undefined;
+  #writing: PendingBatch | undefined;
+  #pending: PendingBatch | undefined;
+
+  constructor(backend: Backend) {
+    this.#backend = backend;
+  }
+
+  /** Reads the document unless what the backend holds no longer matters (a pending clear). */
+  async ready(): Promise<void> {
+    if (this.#stored !== undefined || this.#writing?.cleared || this.#pending?.cleared) return;
+    const stored = await this.#load();
+    this.#stored ??= stored;
+  }
+
+  /** A key's JSON text as of every change staged so far; call after `ready()`. */
+  lookup(key: string): string | undefined {
+    for (const batch of [this.#pending, this.#writing]) {
+      if (batch?.changes.has(key)) return batch.changes.get(key);
+      if (batch?.cleared) return undefined;
+    }
+    return this.#stored?.get(key);
+  }
+
+  /** The document's text as of every change staged so far; call after `ready()`. */
+  render(): string {
+    const entries = new Map(this.#stored);
+    for (const batch of [this.#writing, this.#pending]) if (batch) apply(entries, batch);
+    return renderDocument(entries);
+  }
+
+  /**
+   * Adds a change to the pending batch. The promise comes wrapped so that an async caller can
+   * return it without waiting for it.
+   */
+  stage(change: (batch: Batch) => void): { done: Promise<void> } {
+    if (this.#pending === undefined) {
+      this.#pending = pendingBatch();
+      // setImmediate, not a microtask: every change called in this turn joins the first write.
+      if (this.#writing === undefined) setImmediate(() => void this.#flush());
+    }
+    change(this.#pending);
+    return { done: this.#pending.done };
+  }
+
+  #load(): Promise<Entries> {
+    this.#loading ??= this.#read().finally(() => {
+      this.#loading = undefined;
+    });
+    return this.#loading;
+  }
+
+  async #read(): Promise<Entries> {
+    let text: string | undefined;
+    try {
+      text = await this.#backend.read();
+    } catch (error) {
+      throw new StoreIOError("read", this.#backend.location, error);
+    }
+    return text === undefined ? new Map() : parseDocument(text, this.#backend.location);
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#pending;
+    if (batch === undefined || this.#writing !== undefined) return;
+    this.#pending = undefined;
+    this.#writing = batch;
+    try {
+      // Not yet read only when a clear below this batch failed: the changes go on what is stored.
+      const base = batch.cleared ? new Map<string, string>() : (this.#stored ?? (await this.#load()));
+      await this.#persist(batch, renderDocument(merge(base, batch)));
+      apply(base, batch);
+      this.#stored = base;
+      batch.resolve();
+    } catch (error) {
+      // The batch is dropped: what is stored, and the batch staged after it, stay as they were.
+      batch.reject(error);
+    } finally {
+      this.#writing = undefined;
+      void this.#flush();
+    }
+  }
+
+  async #persist(batch: Batch, text: string): Promise<void> {
+    const remove = batch.cleared && text === renderDocument([]);
+    try {
+      await (remove ? this.#backend.remove() : this.#backend.write(text));
+    } catch (error) {
+      if (isStoreIOError(error) || isStoreFormatError(error)) throw error;
+      throw new StoreIOError(remove ? "remove" : "write", this.#backend.location, error);
+    }
+  }
+}
+
+function pendingBatch(): PendingBatch {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { cleared: false, changes: new Map(), done, resolve, reject };
+}
