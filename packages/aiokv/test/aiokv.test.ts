@@ -19,6 +19,7 @@ describe("aiokv", () => {
     expect(kv.location).toBe(file);
     await kv.set("last_command", "ping");
     expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ last_command: "ping" });
+    await kv.close();
     expect(await new AioKV(file).get("last_command")).toBe("ping");
   });
 
@@ -38,7 +39,9 @@ describe("aiokv", () => {
     expect(new AioKV(new MemoryBackend())).toBeInstanceOf(core.AioKV);
     expect(aiocache).toBe(AioKV);
     const file = await tempFile();
-    await new aiocache(file).set("legacy", true);
+    const legacy = new aiocache(file);
+    await legacy.set("legacy", true);
+    await legacy.close();
     expect(await new AioKV(file).get("legacy")).toBe(true);
   });
 

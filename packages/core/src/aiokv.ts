@@ -1,5 +1,6 @@
 import type { Backend } from "./backend.js";
 import { CommitQueue } from "./commit-queue.js";
+import { isStoreLockedError, StoreIOError } from "./errors.js";
 import { checkKey, toJson, type JsonObject, type JsonValue } from "./json-value.js";
 import { Lock } from "./lock.js";
 
@@ -21,6 +22,13 @@ export interface AioKVOptions {
    * @default console
    */
   readonly logger?: Logger;
+  /**
+   * Take the backend's owner lock on first use, so that a second store on the same document (in
+   * this process or another) gets `StoreLockedError` instead of overwriting this one's changes.
+   * Turn it off only when something else guarantees a single writer.
+   * @default true
+   */
+  readonly lock?: boolean;
 }
 
 /**
@@ -44,6 +52,9 @@ export class AioKV {
   readonly #logger: Logger;
   readonly #lock = new Lock();
   readonly #queue: CommitQueue;
+  readonly #locking: boolean;
+  #owned = false;
+  #closing: Promise<void> | undefined;
 
   /**
    * @param backend Where the document lives. Nothing is read until the first operation.
@@ -60,6 +71,7 @@ export class AioKV {
     this.#queue = new CommitQueue(backend);
     this.#clock = options.clock ?? Date.now;
     this.#logger = options.logger ?? console;
+    this.#locking = options.lock ?? true;
   }
 
   /** Where the document lives: the backend's location. */
@@ -81,8 +93,9 @@ export class AioKV {
   get<T extends JsonValue = JsonValue, F = T>(key: string, fallback: F): Promise<T | F>;
   async get(key: string, fallback?: unknown): Promise<unknown> {
     checkKey(key, "get");
+    this.#checkOpen("get");
     const json = await this.#lock.run(async () => {
-      await this.#queue.ready();
+      await this.#open();
       return this.#queue.lookup(key);
     });
     return json === undefined ? fallback : (JSON.parse(json) as unknown);
@@ -100,9 +113,10 @@ export class AioKV {
    */
   async set(key: string, value?: JsonValue): Promise<void> {
     checkKey(key, "set");
+    this.#checkOpen("set");
     const json = toJson(key, value === undefined ? Math.floor(this.#clock() / 1000) : value);
     const { done } = await this.#lock.run(async () => {
-      await this.#queue.ready();
+      await this.#open();
       return this.#queue.stage((batch) => batch.changes.set(key, json));
     });
     await done;
@@ -117,8 +131,9 @@ export class AioKV {
    */
   async delete(key: string): Promise<boolean> {
     checkKey(key, "delete");
+    this.#checkOpen("delete");
     return this.#tolerate(`Cannot delete key ${JSON.stringify(key)}`, async () => {
-      await this.#queue.ready();
+      await this.#open();
       const absent = this.#queue.lookup(key) === undefined;
       return absent ? { done: undefined } : this.#queue.stage((batch) => batch.changes.set(key, undefined));
     });
@@ -132,8 +147,9 @@ export class AioKV {
    * @throws {StoreIOError} When the backend cannot read the document.
    */
   async getAll(): Promise<JsonObject> {
+    this.#checkOpen("getAll");
     const text = await this.#lock.run(async () => {
-      await this.#queue.ready();
+      await this.#open();
       return this.#queue.render();
     });
     // Parsing makes the copy, and defines `__proto__` as an own key, not a prototype.
@@ -147,12 +163,59 @@ export class AioKV {
    * @returns `true` when the document is gone (or was absent), `false` on error.
    */
   async clear(): Promise<boolean> {
-    return this.#tolerate("Cannot clear", () =>
-      this.#queue.stage((batch) => {
+    this.#checkOpen("clear");
+    return this.#tolerate("Cannot clear", async () => {
+      await this.#own();
+      return this.#queue.stage((batch) => {
         batch.cleared = true;
         batch.changes.clear();
-      }),
-    );
+      });
+    });
+  }
+
+  /**
+   * Waits for every pending write, then releases the owner lock. Later calls reject; calls made
+   * before it still complete. Resolves when called again. Also `await using kv = new AioKV(...)`.
+   *
+   * @returns Resolves once the store is closed; a failed pending write rejects its own caller, not this.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#lock.run(async () => {
+      await this.#queue.settled();
+      if (!this.#owned) return;
+      this.#owned = false;
+      try {
+        await this.#backend.unlock?.();
+      } catch (error) {
+        this.#logger.error(`Cannot release the lock of store ${JSON.stringify(this.location)}`, error);
+      }
+    });
+    return this.#closing;
+  }
+
+  /** Closes the store: `await using kv = new AioKV(...)`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #checkOpen(method: string): void {
+    if (this.#closing) throw new Error(`Cannot call ${method}() on store ${JSON.stringify(this.location)}: it is closed`);
+  }
+
+  /** Takes ownership, then reads the document, on first use. */
+  async #open(): Promise<void> {
+    await this.#own();
+    await this.#queue.ready();
+  }
+
+  async #own(): Promise<void> {
+    if (this.#owned || !this.#locking || !this.#backend.lock) return;
+    try {
+      await this.#backend.lock();
+    } catch (error) {
+      throw isStoreLockedError(error) ? error : new StoreIOError("lock", this.location, error);
+    }
+    this.#owned = true;
   }
 
   async #tolerate(action: string, step: () => Promise<{ done: unknown }> | { done: unknown }): Promise<boolean> {

@@ -27,4 +27,12 @@ export interface Backend {
   write(text: string): Promise<void>;
   /** Removes the document. Resolves when it is already absent. */
   remove(): Promise<void>;
+  /**
+   * Optional: takes ownership of the document for this handle, so that no other handle writes it
+   * until `unlock()`. Rejects with `StoreLockedError` while another owner holds it. A backend that
+   * can lose ownership (a stale lock taken over) rejects its later writes with `StoreLockedError`.
+   */
+  lock?(): Promise<void>;
+  /** Optional, with `lock()`: gives ownership up. */
+  unlock?(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import type { Backend } from "./backend.js";
 import { apply, merge, parseDocument, renderDocument, type Batch, type Entries } from "./document.js";
-import { isStoreFormatError, isStoreIOError, StoreIOError } from "./errors.js";
+import { isStoreFormatError, isStoreIOError, isStoreLockedError, StoreIOError } from "./errors.js";
 
 interface PendingBatch extends Batch {
   readonly done: Promise<void>;
@@ -63,6 +63,13 @@ export class CommitQueue {
     return { done: this.#pending.done };
   }
 
+  /** Resolves once every staged change is written or has failed. */
+  async settled(): Promise<void> {
+    for (let batch = this.#pending ?? this.#writing; batch; batch = this.#pending ?? this.#writing) {
+      await batch.done.catch(() => {});
+    }
+  }
+
   #load(): Promise<Entries> {
     this.#loading ??= this.#read().finally(() => {
       this.#loading = undefined;
@@ -106,7 +113,7 @@ export class CommitQueue {
     try {
       await (remove ? this.#backend.remove() : this.#backend.write(text));
     } catch (error) {
-      if (isStoreIOError(error) || isStoreFormatError(error)) throw error;
+      if (isStoreIOError(error) || isStoreFormatError(error) || isStoreLockedError(error)) throw error;
       throw new StoreIOError(remove ? "remove" : "write", this.#backend.location, error);
     }
   }

@@ -25,7 +25,7 @@ export class InvalidStoreShapeError extends StoreFormatError {
 }
 
 /** What a backend was doing when it failed. */
-export type StoreOperation = "read" | "write" | "remove";
+export type StoreOperation = "lock" | "read" | "write" | "remove";
 
 /**
  * Error thrown when a backend fails to read, write or remove a store's document. The backend's
@@ -45,6 +45,36 @@ export class StoreIOError extends Error {
     this.location = location;
     this.operation = operation;
     this.code = errorCode(cause);
+  }
+}
+
+/** Who holds a store's owner lock, as far as its backend can tell. */
+export interface StoreOwner {
+  /** The holder's process id. */
+  readonly pid: number;
+  /** The holder's host name. */
+  readonly host: string;
+  /** When it took the lock (ISO 8601). */
+  readonly since: string;
+}
+
+/**
+ * Error thrown when another owner holds a store's lock: a second `AioKV` on the same file, in this
+ * process or another, or an owner whose lock was taken over while it was paused. Nothing was
+ * written. Close the other owner first, or wait for its lock to go stale.
+ */
+export class StoreLockedError extends Error {
+  override readonly name = "StoreLockedError" as const;
+  /** The document's location (a path, `memory:<name>`). */
+  readonly location: string;
+  /** The lock's holder, when the backend knows it. */
+  readonly owner: StoreOwner | undefined;
+
+  constructor(location: string, owner?: StoreOwner, options?: ErrorOptions) {
+    const holder = owner ? `process ${owner.pid} on ${owner.host} since ${owner.since}` : "another owner";
+    super(`Cannot own store ${JSON.stringify(location)}: it is locked by ${holder}`, options);
+    this.location = location;
+    this.owner = owner;
   }
 }
 
@@ -69,6 +99,16 @@ export function isStoreFormatError(error: unknown): error is StoreFormatError {
  */
 export function isStoreIOError(error: unknown): error is StoreIOError {
   return error instanceof Error && error.name === "StoreIOError";
+}
+
+/**
+ * Whether `error` is a {@link StoreLockedError}, also across installed copies of `@aiokv/core`.
+ *
+ * @param error Anything caught.
+ * @returns `true` when another owner holds the store.
+ */
+export function isStoreLockedError(error: unknown): error is StoreLockedError {
+  return error instanceof Error && error.name === "StoreLockedError";
 }
 
 /** The `code` of a Node.js system error, if any. */

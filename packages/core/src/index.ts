@@ -5,8 +5,11 @@ export {
   InvalidStoreShapeError,
   isStoreFormatError,
   isStoreIOError,
+  isStoreLockedError,
   StoreFormatError,
   StoreIOError,
+  StoreLockedError,
   type StoreOperation,
+  type StoreOwner,
 } from "./errors.js";
 export { MAX_DEPTH, type JsonObject, type JsonValue } from "./json-value.js";

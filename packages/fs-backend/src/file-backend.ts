@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
-import { mkdir, open, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import type { Backend } from "@aiokv/core";
+import { StoreLockedError, type Backend } from "@aiokv/core";
+import { OwnerLock } from "./owner-lock.js";
 
-/** Options of {@link FileBackend}. */
+/** Options of {@link FileBackend}. Its owner lock is on unless `AioKV`'s `lock` option is `false`. */
 export interface FileBackendOptions {
   /**
    * Sync each write to disk (the file, then its directory after the rename) before it resolves,
@@ -18,6 +19,13 @@ export interface FileBackendOptions {
    * @default 0o600
    */
   readonly mode?: number;
+  /**
+   * How long (ms) after its holder last refreshed it an owner lock counts as stale and is taken
+   * over. A holder refreshes it every `staleAfter / 2` ms; the lock of a dead process on this host
+   * is taken over at once. At least 2000.
+   * @default 10000
+   */
+  readonly staleAfter?: number;
 }
 
 /**
@@ -40,12 +48,14 @@ export class FileBackend implements Backend {
   readonly location: string;
   readonly #sync: boolean;
   readonly #mode: number;
+  readonly #staleAfter: number;
+  #lock: OwnerLock | undefined;
 
   /**
    * @param file The state file's path; relative paths resolve against the current directory now.
    * @param options Syncing and the new file's mode.
    * @throws {TypeError} When `file` is not a non-empty string.
-   * @throws {RangeError} When `mode` is not a whole number from 0 to 0o7777.
+   * @throws {RangeError} When `mode` is not a whole number from 0 to 0o7777, or `staleAfter` is under 2000.
    */
   constructor(file: string, options: FileBackendOptions = {}) {
     if (typeof file !== "string" || file === "") {
@@ -55,9 +65,32 @@ export class FileBackend implements Backend {
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
       throw new RangeError(`Cannot open store "${file}": mode must be a whole number from 0 to 0o7777, received ${mode}`);
     }
+    const staleAfter = options.staleAfter ?? 10_000;
+    if (!Number.isFinite(staleAfter) || staleAfter < 2000) {
+      throw new RangeError(`Cannot open store "${file}": staleAfter must be at least 2000 (ms), received ${staleAfter}`);
+    }
     this.location = resolve(file);
     this.#sync = options.sync ?? true;
     this.#mode = mode;
+    this.#staleAfter = staleAfter;
+  }
+
+  /**
+   * Takes the owner lock (`<file>.lock`), then removes the temp files that killed writers of this
+   * file left behind: with the lock held, no one else is writing one.
+   */
+  async lock(): Promise<void> {
+    if (this.#lock) throw new StoreLockedError(this.location);
+    const target = await followLinks(this.location);
+    await mkdir(dirname(target), { recursive: true });
+    this.#lock = await OwnerLock.acquire(target, this.location, this.#staleAfter);
+    await removeLeftovers(target);
+  }
+
+  async unlock(): Promise<void> {
+    const lock = this.#lock;
+    this.#lock = undefined;
+    await lock?.release();
   }
 
   async read(): Promise<string | undefined> {
@@ -70,10 +103,11 @@ export class FileBackend implements Backend {
   }
 
   async write(text: string): Promise<void> {
+    if (this.#lock?.lost) throw new StoreLockedError(this.location, undefined, { cause: this.#lock.lost });
     const target = await followLinks(this.location);
     const existing = await statIfExists(target);
     // Beside the target: rename is atomic only within one file system.
-    const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+    const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}${tempSuffix}`);
     let handle: FileHandle | undefined;
     try {
       handle = await openNew(temp);
@@ -103,6 +137,16 @@ export class FileBackend implements Backend {
     }
     if (this.#sync) await syncDirectory(dirname(target));
   }
+}
+
+const tempSuffix = ".aiokv.tmp";
+
+async function removeLeftovers(target: string): Promise<void> {
+  const prefix = `.${basename(target)}.`;
+  const names = await readdir(dirname(target));
+  const mine = `${prefix}${process.pid}.`;
+  const leftovers = names.filter((name) => name.startsWith(prefix) && name.endsWith(tempSuffix) && !name.startsWith(mine));
+  await Promise.all(leftovers.map((name) => unlink(join(dirname(target), name)).catch(() => {})));
 }
 
 async function statIfExists(path: string): Promise<Stats | undefined> {

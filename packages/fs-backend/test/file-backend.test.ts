@@ -84,11 +84,14 @@ describe("FileBackend path faults", () => {
     await writeFile(join(dir, "blocker"), "not a directory");
     const logger = recordingLogger();
     const kv = new AioKV(new FileBackend(join(dir, "blocker", "state.json")), { logger });
-    const read = await rejection(kv.get("a"));
-    expect(read.code).toBe("ENOTDIR");
-    expect(read.operation).toBe("read");
-    expect(read.message).toMatch(new RegExp(`^Cannot read store ${JSON.stringify(kv.location).replaceAll("/", "\\/")}: ENOTDIR`));
-    expect((read.cause as NodeJS.ErrnoException).code).toBe("ENOTDIR");
+    const failed = await rejection(kv.get("a"));
+    expect(failed.code).toBe("ENOTDIR");
+    expect(failed.operation).toBe("lock");
+    expect(failed.message).toMatch(new RegExp(`^Cannot lock store ${JSON.stringify(kv.location).replaceAll("/", "\\/")}: ENOTDIR`));
+    expect((failed.cause as NodeJS.ErrnoException).code).toBe("ENOTDIR");
+    const unlocked = new AioKV(new FileBackend(join(dir, "blocker", "state.json")), { lock: false });
+    const read = await rejection(unlocked.get("a"));
+    expect([read.operation, read.code]).toStrictEqual(["read", "ENOTDIR"]);
     expect((await rejection(kv.set("a", 1))).code).toBe("ENOTDIR");
     expect((await rejection(kv.getAll())).code).toBe("ENOTDIR");
     expect(await kv.delete("a")).toBe(false);
@@ -124,6 +127,7 @@ describe("FileBackend path faults", () => {
     expect(error.operation).toBe("write");
     expect(["EISDIR", "ENOTEMPTY", "EEXIST"]).toContain(error.code);
     expect(await kv.getAll()).toStrictEqual({ a: 1 });
+    await kv.close();
     expect((await readdir(dir)).sort()).toStrictEqual(["state.json"]);
   });
 });
@@ -163,6 +167,7 @@ describe("FileBackend files", () => {
     await symlink(relative(dir, target), link);
     const kv = new AioKV(new FileBackend(link));
     await kv.set("b", 2);
+    await kv.close();
     expect((await lstat(link)).isSymbolicLink()).toBe(true);
     expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ a: 1, b: 2 });
     expect(await readdir(join(dir, "data"))).toStrictEqual(["real.json"]);
@@ -178,7 +183,7 @@ describe("FileBackend files", () => {
     expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ a: 1 });
     expect(await kv.clear()).toBe(true);
     expect(await readlink(link)).toBe("real.json");
-    expect(await readdir(dir)).toStrictEqual(["state.json"]);
+    expect((await readdir(dir)).sort()).toStrictEqual(["real.json.lock", "state.json"]);
     await kv.set("b", 2);
     expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ b: 2 });
   });
@@ -193,6 +198,7 @@ describe("FileBackend files", () => {
     const dir = await tempDir();
     const kv = new AioKV(new FileBackend(join(dir, "state.json"), { sync: false }));
     for (let i = 0; i < 20; i++) await Promise.all([kv.set(`k${i}`, i), kv.set("x", i)]);
+    await kv.close();
     expect(await readdir(dir)).toStrictEqual(["state.json"]);
   });
 

@@ -1,5 +1,5 @@
 import { Volume } from "memfs";
-import type { Backend } from "@aiokv/core";
+import { StoreLockedError, type Backend } from "@aiokv/core";
 
 /** Options of {@link MemoryBackend}. */
 export interface MemoryBackendOptions {
@@ -19,7 +19,8 @@ const temp = "/store.json.tmp";
  * A document held in memory, for unit tests: `AioKV` on it behaves as on a file, errors included
  * (a corrupt seeded text rejects with the same `CorruptStoreError`), because every semantic lives
  * in `AioKV` and this backend, like the file, only moves text. Each instance has a private memfs
- * volume; two `AioKV`s on one instance see one document, as two on one path would.
+ * volume and an owner lock: a second open `AioKV` on one instance gets `StoreLockedError`, as a
+ * second one on one path would.
  *
  * @example
  * ```ts
@@ -35,6 +36,7 @@ const temp = "/store.json.tmp";
 export class MemoryBackend implements Backend {
   readonly location: string;
   readonly #fs: Volume["promises"];
+  #locked = false;
 
   /**
    * @param options The name, and the text to start with.
@@ -59,6 +61,17 @@ export class MemoryBackend implements Backend {
     // Temp then rename, as the file does: a read during the write sees the old text or the new.
     await this.#fs.writeFile(temp, text);
     await this.#fs.rename(temp, file);
+  }
+
+  lock(): Promise<void> {
+    if (this.#locked) return Promise.reject(new StoreLockedError(this.location));
+    this.#locked = true;
+    return Promise.resolve();
+  }
+
+  unlock(): Promise<void> {
+    this.#locked = false;
+    return Promise.resolve();
   }
 
   async remove(): Promise<void> {

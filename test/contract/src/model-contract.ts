@@ -6,7 +6,7 @@ import type { HarnessFactory } from "./harness.js";
 type Model = Map<string, JsonValue>;
 interface Real {
   kv: AioKV;
-  reopen(): void;
+  reopen(): Promise<void>;
 }
 type Command = fc.AsyncCommand<Model, Real>;
 
@@ -59,7 +59,7 @@ const commands = [
   fc.constant<Command>({
     check: () => true,
     run: async (model, real) => {
-      real.reopen();
+      await real.reopen();
       expectSame(await real.kv.getAll(), model);
     },
     toString: () => "reopen()",
@@ -80,8 +80,15 @@ export function modelContract(name: string, makeHarness: HarnessFactory, numRuns
       await fc.assert(
         fc.asyncProperty(fc.commands(commands, { maxCommands: 30 }), async (cmds) => {
           const h = await makeHarness();
-          const real: Real = { kv: new AioKV(h.backend()), reopen: () => (real.kv = new AioKV(h.backend())) };
+          const real: Real = {
+            kv: new AioKV(h.backend()),
+            reopen: async () => {
+              await real.kv.close();
+              real.kv = new AioKV(h.backend());
+            },
+          };
           await fc.asyncModelRun(() => ({ model: new Map(), real }), cmds);
+          await real.kv.close();
         }),
         { numRuns },
       );
@@ -106,7 +113,10 @@ export function modelContract(name: string, makeHarness: HarnessFactory, numRuns
             return o[0] === "set" ? kv.set(o[1], o[2]) : o[0] === "delete" ? kv.delete(o[1]) : kv.clear();
           });
           await Promise.all(calls);
-          expectSame(await new AioKV(h.backend()).getAll(), model);
+          await kv.close();
+          const reopened = new AioKV(h.backend());
+          expectSame(await reopened.getAll(), model);
+          await reopened.close();
         }),
         { numRuns },
       );

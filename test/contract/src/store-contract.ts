@@ -5,9 +5,11 @@ import {
   InvalidStoreShapeError,
   isStoreFormatError,
   isStoreIOError,
+  isStoreLockedError,
   MAX_DEPTH,
   StoreFormatError,
   StoreIOError,
+  StoreLockedError,
   type AioKVOptions,
   type JsonValue,
 } from "@aiokv/core";
@@ -23,6 +25,14 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
   if (!("error" in outcome)) throw new Error(`Expected a rejection, got ${JSON.stringify(outcome.value)}`);
   expect(outcome.error).toBeInstanceOf(Error);
   return outcome.error as Error;
+}
+
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+
+/** Closes `kv`, then opens the same storage again, as a restart would. */
+async function reopen(kv: AioKV, h: Harness): Promise<AioKV> {
+  await kv.close();
+  return new AioKV(h.backend());
 }
 
 function deep(levels: number): JsonValue {
@@ -146,7 +156,7 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
           object: { a: { b: { c: [] } }, "": "empty key" },
         };
         for (const [key, value] of Object.entries(values)) await kv.set(key, value);
-        const reopened = new AioKV(h.backend());
+        const reopened = await reopen(kv, h);
         for (const [key, value] of Object.entries(values)) expect(await reopened.get(key)).toStrictEqual(value);
         expect(await reopened.getAll()).toStrictEqual(values);
       });
@@ -171,7 +181,7 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
       it("set(key, null) stores null", async () => {
         const { h, kv } = await open();
         await kv.set("n", null);
-        expect(await new AioKV(h.backend()).get("n", "fallback")).toBe(null);
+        expect(await (await reopen(kv, h)).get("n", "fallback")).toBe(null);
       });
 
       it("set() stores -0 as 0, as JSON writes it", async () => {
@@ -179,7 +189,7 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
         await kv.set("z", -0);
         await kv.set("inside", { a: [-0] });
         expect(Object.is(await kv.get("z"), 0)).toBe(true);
-        const reopened = new AioKV(h.backend());
+        const reopened = await reopen(kv, h);
         expect(Object.is(await reopened.get("z"), 0)).toBe(true);
         expect(Object.is(((await reopened.get("inside")) as { a: number[] }).a[0], 0)).toBe(true);
       });
@@ -235,7 +245,7 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
       it("keys such as __proto__ and constructor are ordinary keys, read back after a reopen", async () => {
         const { h, kv } = await open();
         for (const [i, key] of oddKeys.entries()) await kv.set(key, { i });
-        const reopened = new AioKV(h.backend());
+        const reopened = await reopen(kv, h);
         for (const [i, key] of oddKeys.entries()) expect(await reopened.get(key)).toStrictEqual({ i });
         const all = await reopened.getAll();
         expect(Object.getPrototypeOf(all)).toBe(Object.prototype);
@@ -282,7 +292,7 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
         await kv.set("b", 2);
         expect(await kv.delete("a")).toBe(true);
         expect(await kv.get("a")).toBe(undefined);
-        expect(await new AioKV(h.backend()).getAll()).toStrictEqual({ b: 2 });
+        expect(await (await reopen(kv, h)).getAll()).toStrictEqual({ b: 2 });
       });
 
       it("delete() resolves true when the key is absent, writing nothing", async () => {
@@ -332,7 +342,7 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
         expect(await kv.clear()).toBe(true);
         expect(await h.peek()).toBe(undefined);
         expect(await kv.getAll()).toStrictEqual({});
-        expect(await new AioKV(h.backend()).get("a")).toBe(undefined);
+        expect(await (await reopen(kv, h)).get("a")).toBe(undefined);
       });
 
       it("clear() resolves true when there is no document", async () => {
@@ -485,7 +495,7 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
       it("set() calls made together all persist", async () => {
         const { h, kv } = await open();
         await Promise.all(Array.from({ length: 200 }, (_, i) => kv.set(`k${i}`, i)));
-        const all = await new AioKV(h.backend()).getAll();
+        const all = await (await reopen(kv, h)).getAll();
         expect(Object.keys(all)).toHaveLength(200);
         expect(all["k199"]).toBe(199);
       });
@@ -542,12 +552,98 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
       });
     });
 
+    describe("ownership and close()", () => {
+      it("a second store on the same storage rejects with StoreLockedError while the first is open", async () => {
+        const logger = recordingLogger();
+        const { h, kv } = await open();
+        await kv.set("a", 1);
+        const second = new AioKV(h.backend(), { logger });
+        for (const call of [() => second.get("a"), () => second.set("a", 2), () => second.getAll()]) {
+          const error = await rejection(call());
+          expect(error).toBeInstanceOf(StoreLockedError);
+          expect(isStoreLockedError(error)).toBe(true);
+          expect((error as StoreLockedError).location).toBe(kv.location);
+          expect(error.message).toMatch(new RegExp(`^Cannot own store ${escape(JSON.stringify(kv.location))}: it is locked by `));
+        }
+        expect(await second.delete("a")).toBe(false);
+        expect(await second.clear()).toBe(false);
+        expect(logger.calls.map(([, error]) => (error as Error).name)).toStrictEqual(["StoreLockedError", "StoreLockedError"]);
+        expect(JSON.parse((await h.peek()) ?? "")).toStrictEqual({ a: 1 });
+        expect(await kv.get("a")).toBe(1);
+      });
+
+      it("a store refused the lock gets it once the first store is closed", async () => {
+        const { h, kv } = await open();
+        await kv.set("a", 1);
+        const second = new AioKV(h.backend());
+        await expect(second.get("a")).rejects.toBeInstanceOf(StoreLockedError);
+        await kv.close();
+        expect(await second.get("a")).toBe(1);
+        await second.set("b", 2);
+        await second.close();
+      });
+
+      it("lock: false lets two stores open the same storage", async () => {
+        const { h, kv } = await open({ lock: false });
+        await kv.set("a", 1);
+        const second = new AioKV(h.backend(), { lock: false });
+        expect(await second.get("a")).toBe(1);
+      });
+
+      it("close() waits for pending writes, and later calls reject", async () => {
+        const { h, kv } = await open();
+        const writes = [kv.set("a", 1), kv.set("b", 2), kv.delete("a")];
+        await kv.close();
+        expect(JSON.parse((await h.peek()) ?? "")).toStrictEqual({ b: 2 });
+        await Promise.all(writes);
+        for (const [method, call] of [
+          ["get", () => kv.get("b")],
+          ["set", () => kv.set("b", 3)],
+          ["delete", () => kv.delete("b")],
+          ["getAll", () => kv.getAll()],
+          ["clear", () => kv.clear()],
+        ] as const) {
+          const error = await rejection(call());
+          expect(error.message).toBe(`Cannot call ${method}() on store ${JSON.stringify(kv.location)}: it is closed`);
+        }
+        await expect(kv.close()).resolves.toBe(undefined);
+      });
+
+      it("close() resolves when a pending write failed; the write's caller gets the error", async () => {
+        const h = await makeHarness();
+        const backend = instrumented(h.backend());
+        const kv = new AioKV(backend);
+        backend.failNext = new Error("full");
+        const failing = kv.set("a", 1);
+        await kv.close();
+        await expect(failing).rejects.toBeInstanceOf(StoreIOError);
+        const reopened = new AioKV(h.backend());
+        expect(await reopened.get("a")).toBe(undefined);
+        await reopened.close();
+      });
+
+      it("await using closes the store at the end of the block", async () => {
+        const h = await makeHarness();
+        {
+          await using kv = new AioKV(h.backend());
+          await kv.set("a", 1);
+        }
+        await using again = new AioKV(h.backend());
+        expect(await again.get("a")).toBe(1);
+      });
+
+      it("close() of a store never used resolves", async () => {
+        const { kv } = await open();
+        await expect(kv.close()).resolves.toBe(undefined);
+      });
+    });
+
     it("aiocache is AioKV under its old name", async () => {
       const h = await makeHarness();
       expect(aiocache).toBe(AioKV);
       const legacy = new aiocache(h.backend());
       await legacy.set("k", "v");
-      expect(await new AioKV(h.backend()).get("k")).toBe("v");
+      expect(await (await reopen(legacy, h)).get("k")).toBe("v");
     });
   });
 }
