@@ -103,7 +103,6 @@ export class FileBackend implements Backend {
   }
 
   async write(text: string): Promise<void> {
-    if (this.#lock?.lost) throw new StoreLockedError(this.location, undefined, { cause: this.#lock.lost });
     const target = await followLinks(this.location);
     const existing = await statIfExists(target);
     // Beside the target: rename is atomic only within one file system.
@@ -117,6 +116,7 @@ export class FileBackend implements Backend {
       if (this.#sync) await handle.sync();
       await handle.close();
       handle = undefined;
+      await this.#lock?.assertHeld(this.location);
       await rename(temp, target);
     } catch (error) {
       await handle?.close().catch(() => {});
@@ -127,6 +127,7 @@ export class FileBackend implements Backend {
   }
 
   async remove(): Promise<void> {
+    await this.#lock?.assertHeld(this.location);
     // The target, not the link: a state file that is a symlink stays one for the next write.
     const target = await followLinks(this.location);
     try {

@@ -19,6 +19,7 @@ let exitHookInstalled = false;
  */
 export class OwnerLock {
   readonly #directory: string;
+  readonly #owner: StoreOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   #release: (() => Promise<void>) | undefined;
   #lost: Error | undefined;
 
@@ -36,9 +37,8 @@ export class OwnerLock {
     await lock.#take(target, location, staleAfter);
     held.add(lock);
     releaseAtExit();
-    const owner: StoreOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
     const temp = join(lock.#directory, `${ownerFile}.tmp`);
-    await writeFile(temp, JSON.stringify(owner));
+    await writeFile(temp, JSON.stringify(lock.#owner));
     await rename(temp, join(lock.#directory, ownerFile));
     return lock;
   }
@@ -59,7 +59,9 @@ export class OwnerLock {
       this.#release = await lockfile.lock(target, options);
       return;
     } catch (error) {
-      if ((error as { code?: unknown }).code !== "ELOCKED") throw error;
+      // ENOTEMPTY: proper-lockfile found the lock stale, and its rmdir met the owner file.
+      const code = (error as { code?: unknown }).code;
+      if (code !== "ELOCKED" && code !== "ENOTEMPTY") throw error;
       const owner = await readOwner(this.#directory);
       if (!(await takeOver(this.#directory, owner, staleAfter))) throw new StoreLockedError(location, owner, { cause: error });
     }
@@ -71,9 +73,23 @@ export class OwnerLock {
     }
   }
 
-  /** Set once the lock was taken over or removed by someone else: this holder must stop writing. */
-  get lost(): Error | undefined {
-    return this.#lost;
+  /**
+   * Checks, right before a write replaces the file, that this holder still owns it: proper-lockfile
+   * notices a takeover only at its next refresh, so a holder that was paused past the stale time
+   * would otherwise write over its successor's file.
+   *
+   * @throws {StoreLockedError} When the lock was taken over or removed.
+   */
+  async assertHeld(location: string): Promise<void> {
+    if (this.#lost === undefined) {
+      const owner = await readOwner(this.#directory);
+      if (owner?.pid !== this.#owner.pid || owner.host !== this.#owner.host || owner.since !== this.#owner.since) {
+        this.#lost = new Error(`The lock ${this.#directory} is no longer this process's`);
+      }
+    }
+    if (this.#lost !== undefined) {
+      throw new StoreLockedError(location, await readOwner(this.#directory), { cause: this.#lost });
+    }
   }
 
   async release(): Promise<void> {
@@ -134,7 +150,8 @@ async function takeOver(directory: string, owner: StoreOwner | undefined, staleA
   if (!dead && Date.now() - updated <= staleAfter) return false;
   await rm(join(directory, ownerFile), { force: true });
   // An old mtime is what proper-lockfile calls stale: it then replaces the directory itself.
-  if (dead) await utimes(directory, 0, 0).catch(() => {});
+  // (Removing the owner file has just made the directory's mtime new.)
+  await utimes(directory, 0, 0).catch(() => {});
   return true;
 }
 

@@ -132,6 +132,41 @@ describe("FileBackend path faults", () => {
   });
 });
 
+describe("FileBackend and other writers", () => {
+  it("a state file removed by someone else is written again whole by the next set()", async () => {
+    const file = join(await tempDir(), "state.json");
+    const kv = new AioKV(new FileBackend(file));
+    await kv.set("a", 1);
+    await rm(file);
+    expect(await kv.get("a")).toBe(1);
+    await kv.set("b", 2);
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ a: 1, b: 2 });
+    await kv.close();
+  });
+
+  it("a state file replaced by someone else is overwritten by the owner's document on the next set()", async () => {
+    const file = join(await tempDir(), "state.json");
+    const kv = new AioKV(new FileBackend(file));
+    await kv.set("a", 1);
+    await writeFile(file, '{"edited": "by hand"}');
+    expect(await kv.get("edited")).toBe(undefined);
+    await kv.set("b", 2);
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ a: 1, b: 2 });
+    await kv.close();
+  });
+
+  it("a file edited while no store is open is read as edited", async () => {
+    const file = join(await tempDir(), "state.json");
+    const kv = new AioKV(new FileBackend(file));
+    await kv.set("a", 1);
+    await kv.close();
+    await writeFile(file, '{"a": 2}');
+    const reopened = new AioKV(new FileBackend(file));
+    expect(await reopened.get("a")).toBe(2);
+    await reopened.close();
+  });
+});
+
 describe("FileBackend files", () => {
   it("creates a new state file with mode 0600", async () => {
     const file = join(await tempDir(), "state.json");

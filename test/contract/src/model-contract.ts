@@ -1,4 +1,4 @@
-import { AioKV, type JsonValue } from "@aiokv/core";
+import { AioKV, isStoreFormatError, type JsonValue } from "@aiokv/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { HarnessFactory } from "./harness.js";
@@ -91,6 +91,36 @@ export function modelContract(name: string, makeHarness: HarnessFactory, numRuns
           await real.kv.close();
         }),
         { numRuns },
+      );
+    });
+
+    it("any text as the document loads as an object or rejects with StoreFormatError, and stays as it was", async () => {
+      const text = fc.oneof(
+        fc.string({ unit: "binary", maxLength: 40 }),
+        fc.json({ maxDepth: 3 }),
+        fc.json({ maxDepth: 3 }).chain((json) => fc.nat(json.length).map((cut) => json.slice(0, cut))),
+        fc.tuple(fc.json({ maxDepth: 2 }), fc.constantFrom("\uFEFF", "\u0000", " ", ",", "}")).map(([json, noise]) => noise + json),
+      );
+      await fc.assert(
+        fc.asyncProperty(text, async (planted) => {
+          const h = await makeHarness();
+          await h.plant(planted);
+          const kv = new AioKV(h.backend(), { logger: { error() {} } });
+          const outcome = await kv.getAll().then(
+            (all) => ({ all }),
+            (error: unknown) => ({ error }),
+          );
+          if ("error" in outcome) {
+            expect(isStoreFormatError(outcome.error), String(outcome.error)).toBe(true);
+            expect(await kv.delete("k")).toBe(false);
+          } else {
+            expect(typeof outcome.all).toBe("object");
+            expect(Array.isArray(outcome.all)).toBe(false);
+          }
+          expect(await h.peek()).toBe(planted);
+          await kv.close();
+        }),
+        { numRuns: numRuns * 2 },
       );
     });
 

@@ -234,6 +234,14 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
         expect(await kv.get(key)).toBe("before");
       });
 
+      it("set() rejects a value 100,000 levels deep with a TypeError, not a stack overflow", async () => {
+        const { h, kv } = await open();
+        const error = await rejection(kv.set("k", deep(100_000)));
+        expect(error).toBeInstanceOf(TypeError);
+        expect(error.message).toMatch(/nests deeper than 1000 levels$/);
+        expect(await h.peek()).toBe(undefined);
+      });
+
       it("set() stores a value nested exactly as deep as allowed", async () => {
         const { kv } = await open();
         await kv.set("k", deep(MAX_DEPTH));
