@@ -31,3 +31,4 @@ await kv.set("seen_ids", [...seen, ...fresh].slice(-100));
 console.log(`Messages ${incoming.join(", ")}: handled ${fresh.join(", ") || "none"}, skipped ${incoming.filter((id) => seen.has(id)).join(", ") || "none"} (already seen)`);
 
 console.log("State now:", await kv.getAll());
+await kv.close();

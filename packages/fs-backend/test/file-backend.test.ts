@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chmod, lstat, mkdir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AioKV, isStoreIOError, StoreIOError } from "@aiokv/core";
@@ -191,6 +191,17 @@ describe("FileBackend files", () => {
     await chmod(file, 0o640);
     await new AioKV(new FileBackend(file)).set("a", 1);
     expect((await stat(file)).mode & 0o777).toBe(0o640);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("keeps the owner of an existing state file (when running as root)", async () => {
+    const file = join(await tempDir(), "state.json");
+    await writeFile(file, "{}");
+    await chown(file, 4321, 4321);
+    const kv = new AioKV(new FileBackend(file));
+    await kv.set("a", 1);
+    await kv.close();
+    const { uid, gid } = await stat(file);
+    expect([uid, gid]).toStrictEqual([4321, 4321]);
   });
 
   it("a state file that is a symlink stays one, and its target is updated", async () => {
