@@ -58,13 +58,13 @@ export class AioKV {
 
   /**
    * @param backend Where the document lives. Nothing is read until the first operation.
-   * @param options The clock and the logger.
+   * @param options The clock, the logger, and whether to take the backend's owner lock.
    * @throws {TypeError} When `backend` is not a Backend.
    */
   constructor(backend: Backend, options: AioKVOptions = {}) {
     if (typeof (backend as Partial<Backend> | null)?.read !== "function") {
       throw new TypeError(
-        `Cannot create store: expected a Backend, received ${JSON.stringify(backend)} (a path needs AioKV from "aiokv")`,
+        `Cannot create store: expected a Backend, received ${typeof backend === "string" ? JSON.stringify(backend) : String(backend)} (a path needs AioKV from "aiokv")`,
       );
     }
     this.#backend = backend;
@@ -87,7 +87,8 @@ export class AioKV {
    * @returns The value, or `fallback` (`undefined` when not given) when the key is absent.
    * @throws {TypeError} When `key` is not a string.
    * @throws {StoreFormatError} When the document is not valid JSON or not an object.
-   * @throws {StoreIOError} When the backend cannot read the document.
+   * @throws {StoreIOError} When the backend cannot lock or read the document.
+   * @throws {StoreLockedError} When another store owns the document.
    */
   get<T extends JsonValue = JsonValue>(key: string): Promise<T | undefined>;
   get<T extends JsonValue = JsonValue, F = T>(key: string, fallback: F): Promise<T | F>;
@@ -110,6 +111,7 @@ export class AioKV {
    * @throws {TypeError} When `key` is not a string, or `value` is not JSON data; nothing is written.
    * @throws {StoreFormatError} When the document is not valid JSON or not an object.
    * @throws {StoreIOError} When the backend cannot write; the store keeps its previous value.
+   * @throws {StoreLockedError} When another store owns the document, or took it over from this one.
    */
   async set(key: string, value?: JsonValue): Promise<void> {
     checkKey(key, "set");
@@ -144,7 +146,8 @@ export class AioKV {
    *
    * @returns The document as a plain object; `{}` when there is none.
    * @throws {StoreFormatError} When the document is not valid JSON or not an object.
-   * @throws {StoreIOError} When the backend cannot read the document.
+   * @throws {StoreIOError} When the backend cannot lock or read the document.
+   * @throws {StoreLockedError} When another store owns the document.
    */
   async getAll(): Promise<JsonObject> {
     this.#checkOpen("getAll");

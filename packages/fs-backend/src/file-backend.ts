@@ -142,9 +142,10 @@ export class FileBackend implements Backend {
 
 const tempSuffix = ".aiokv.tmp";
 
+// Housekeeping: a directory that cannot be listed keeps its leftovers, and the lock stays taken.
 async function removeLeftovers(target: string): Promise<void> {
   const prefix = `.${basename(target)}.`;
-  const names = await readdir(dirname(target));
+  const names = await readdir(dirname(target)).catch(() => []);
   const mine = `${prefix}${process.pid}.`;
   const leftovers = names.filter((name) => name.startsWith(prefix) && name.endsWith(tempSuffix) && !name.startsWith(mine));
   await Promise.all(leftovers.map((name) => unlink(join(dirname(target), name)).catch(() => {})));
