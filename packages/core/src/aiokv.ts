@@ -64,7 +64,7 @@ export class AioKV {
   constructor(backend: Backend, options: AioKVOptions = {}) {
     if (typeof (backend as Partial<Backend> | null)?.read !== "function") {
       throw new TypeError(
-        `Cannot create store: expected a Backend, received ${typeof backend === "string" ? JSON.stringify(backend) : String(backend)} (a path needs AioKV from "aiokv")`,
+        `Cannot create store: expected a Backend, received ${typeof backend === "string" ? JSON.stringify(backend) : backend === null ? "null" : typeof backend} (a path needs AioKV from "aiokv")`,
       );
     }
     this.#backend = backend;
