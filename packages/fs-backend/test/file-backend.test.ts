@@ -101,6 +101,11 @@ describe("FileBackend path faults", () => {
       `Cannot clear in store ${JSON.stringify(kv.location)}`,
     ]);
     expect(await readFile(join(dir, "blocker"), "utf8")).toBe("not a directory");
+    // The fault gone, the same store works.
+    await rm(join(dir, "blocker"));
+    await kv.set("a", 1);
+    expect(JSON.parse(await readFile(join(dir, "blocker", "state.json"), "utf8"))).toStrictEqual({ a: 1 });
+    await kv.close();
   });
 
   it("a state path that is a directory: reads reject with EISDIR, clear() resolves false, the directory stays", async () => {
@@ -112,9 +117,13 @@ describe("FileBackend path faults", () => {
     expect((await rejection(kv.set("a", 1))).code).toBe("EISDIR");
     expect(await kv.clear()).toBe(false);
     expect((await stat(file)).isDirectory()).toBe(true);
+    await rm(file, { recursive: true });
+    await kv.set("a", 1);
+    expect(await kv.get("a")).toBe(1);
+    await kv.close();
   });
 
-  it("a state path replaced by a directory after loading: set() rejects and rolls back", async () => {
+  it("a state path replaced by a directory after loading: set() rejects, rolls back, and works once it is gone", async () => {
     const dir = await tempDir();
     const file = join(dir, "state.json");
     const kv = new AioKV(new FileBackend(file));
@@ -127,6 +136,10 @@ describe("FileBackend path faults", () => {
     expect(error.operation).toBe("write");
     expect(["EISDIR", "ENOTEMPTY", "EEXIST"]).toContain(error.code);
     expect(await kv.getAll()).toStrictEqual({ a: 1 });
+    // The fault gone, the next set() writes the whole document, without the failed change.
+    await rm(file, { recursive: true });
+    await kv.set("c", 3);
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ a: 1, c: 3 });
     await kv.close();
     expect((await readdir(dir)).sort()).toStrictEqual(["state.json"]);
   });
