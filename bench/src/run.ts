@@ -1,0 +1,156 @@
+// pnpm bench: every system on every workload that applies, each cell in a fresh worker and temp
+// directory, repeated; prints a table per workload, writes results/latest.json and chart.svg.
+// pnpm bench --smoke: tiny counts, one repeat, results to a temp directory (what CI runs).
+import { mkdir, writeFile } from "node:fs/promises";
+import { cpus, hostname, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
+import type { CellInput } from "./cell.js";
+import { chart, summary, table, type Row } from "./report.js";
+import { systemNamed } from "./cell.js";
+import type { Promised } from "./systems.js";
+import type { Counts, Measured, Workload } from "./workloads.js";
+
+const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, out: { type: "string" } } });
+const smoke = values.smoke === true;
+const counts: Counts = smoke
+  ? { sequential: 20, bigStore: 200, bigSets: 5, concurrent: 50, trickle: 10, getStore: 100, gets: 1000, coldStore: 200, budgetMs: 500 }
+  : { sequential: 500, bigStore: 10_000, bigSets: 200, concurrent: 1000, trickle: 200, getStore: 1000, gets: 100_000, coldStore: 10_000, budgetMs: 4000 };
+const repeats = smoke ? 1 : 3;
+const timeoutMs = smoke ? 30_000 : 45_000;
+const outDir = values.out ?? (smoke ? join(tmpdir(), "aiokv-bench-smoke") : fileURLToPath(new URL("../results", import.meta.url)));
+
+const aiokv = ["aiokv (sync)", "aiokv (no sync)", "aiokv (memory)"];
+const peers = ["lowdb", "conf", "keyv-file", "node-persist", "unstorage (fs)"];
+const raw = (stringify: boolean) => (synced: boolean) => `raw ${stringify ? "stringify + " : ""}write + rename${synced ? " + fsync" : ""}`;
+const ideal = (synced: boolean): string => `ideal group commit${synced ? " + fsync" : ""}`;
+
+interface Plan {
+  workload: Workload;
+  title: string;
+  systems: string[];
+  /** The limit a system making this promise is compared with. */
+  limit(promised: Promised): string | undefined;
+}
+
+const bySync = (name: (synced: boolean) => string) => (promised: Promised) =>
+  promised === "in memory" ? undefined : name(promised === "synced");
+
+export const plans: Plan[] = [
+  {
+    workload: "sequential",
+    title: `${counts.sequential} sequential awaited sets of small keys into an empty store`,
+    systems: [...aiokv, ...peers, raw(true)(true), raw(true)(false)],
+    limit: bySync(raw(true)),
+  },
+  {
+    workload: "bigStore",
+    title: `${counts.bigSets} sequential awaited sets into a store of ${counts.bigStore} keys`,
+    systems: [...aiokv, ...peers, raw(false)(true), raw(false)(false), raw(true)(true), raw(true)(false)],
+    limit: bySync(raw(false)),
+  },
+  {
+    workload: "concurrent",
+    title: `${counts.concurrent} sets started at once and awaited together, then counted after a reopen`,
+    systems: [...aiokv, ...peers, ideal(true), ideal(false)],
+    limit: bySync(ideal),
+  },
+  {
+    workload: "trickle",
+    title: `${counts.trickle} sets started 1 ms apart (new sets arrive while a write is in flight), then counted after a reopen`,
+    systems: [...aiokv, ...peers, ideal(true), ideal(false)],
+    limit: bySync(ideal),
+  },
+  {
+    workload: "get",
+    title: `${counts.gets} gets of existing keys in a ${counts.getStore}-key store`,
+    systems: [...aiokv, ...peers, "Map + structuredClone"],
+    limit: () => "Map + structuredClone",
+  },
+  {
+    workload: "cold",
+    title: `cold open of a ${counts.coldStore}-key store plus the first get`,
+    systems: ["aiokv (sync)", ...peers, "readFile + JSON.parse"],
+    limit: () => "readFile + JSON.parse",
+  },
+  {
+    workload: "memory",
+    title: `heap held by an open ${counts.coldStore}-key store, against the size of its files`,
+    systems: ["aiokv (sync)", "aiokv (memory)", ...peers, "readFile + JSON.parse"],
+    limit: () => undefined,
+  },
+];
+
+function cell(input: CellInput): Promise<Measured | string> {
+  return new Promise((resolve) => {
+    const worker = new Worker(new URL("./cell.js", import.meta.url), { workerData: input });
+    const timer = setTimeout(() => {
+      void worker.terminate();
+      resolve(`timed out after ${timeoutMs / 1000} s`);
+    }, timeoutMs);
+    worker.once("message", (message: { ok: boolean; result?: Measured; error?: string }) => {
+      clearTimeout(timer);
+      void worker.terminate();
+      resolve(message.ok && message.result ? message.result : `failed: ${message.error?.split("\n")[0] ?? "?"}`);
+    });
+    worker.once("error", (error) => {
+      clearTimeout(timer);
+      resolve(`failed: ${error.message}`);
+    });
+  });
+}
+
+const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] ?? NaN;
+const started = Date.now();
+const results: Array<{ workload: Workload; title: string; rows: Row[] }> = [];
+for (const plan of plans) {
+  const rows: Row[] = [];
+  for (const name of plan.systems) {
+    const runs: Measured[] = [];
+    let failure: string | undefined;
+    for (let r = 0; r < repeats && failure === undefined; r++) {
+      const outcome = await cell({ system: name, workload: plan.workload, counts });
+      if (typeof outcome === "string") failure = outcome;
+      else runs.push(outcome);
+    }
+    const system = systemNamed(name);
+    const rates = runs.map((m) => (m.ops * 1000) / m.ms);
+    rows.push({
+      system: name,
+      promised: system.promised,
+      note: system.note,
+      failure,
+      opsPerSecond: runs.length ? median(rates) : undefined,
+      ms: runs.length ? median(runs.map((m) => m.ms)) : undefined,
+      ops: runs.length ? median(runs.map((m) => m.ops)) : undefined,
+      stallMs: runs.length ? Math.max(...runs.map((m) => m.stallMs)) : undefined,
+      lost: runs.length && runs[0]?.lost !== undefined ? Math.max(...runs.map((m) => m.lost ?? 0)) : undefined,
+      heapBytes: runs.length && runs[0]?.heapBytes !== undefined ? median(runs.map((m) => m.heapBytes ?? 0)) : undefined,
+      fileBytes: runs[0]?.fileBytes,
+      limit: plan.limit(system.promised),
+    });
+  }
+  for (const row of rows) {
+    const limit = rows.find((r) => r.system === row.limit);
+    if (limit?.opsPerSecond && row.opsPerSecond && row.system !== row.limit) row.ratio = limit.opsPerSecond / row.opsPerSecond;
+  }
+  results.push({ workload: plan.workload, title: plan.title, rows });
+  console.log(table(plan.workload, plan.title, rows));
+}
+
+const machine = {
+  cpu: cpus()[0]?.model ?? "?",
+  cores: cpus().length,
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  platform: `${process.platform} ${process.arch}`,
+  host: hostname(),
+};
+const report = { date: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000), smoke, repeats, counts, machine, results };
+await mkdir(outDir, { recursive: true });
+await writeFile(join(outDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+await writeFile(join(outDir, "chart.svg"), chart(report));
+await writeFile(join(outDir, "summary.md"), summary(report));
+console.log(`${results.reduce((n, r) => n + r.rows.length, 0)} cells in ${report.seconds} s; results in ${outDir}`);

@@ -1,0 +1,155 @@
+// The workloads, run inside a worker per cell. Each resolves what it measured.
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import type { Store, System } from "./systems.js";
+
+export interface Counts {
+  sequential: number;
+  bigStore: number;
+  bigSets: number;
+  concurrent: number;
+  trickle: number;
+  getStore: number;
+  gets: number;
+  coldStore: number;
+  /** A loop stops once it has run this long, and reports the rate of what it did. */
+  budgetMs: number;
+}
+
+export interface Measured {
+  ops: number;
+  ms: number;
+  /** The longest the event loop was blocked during the timed part. */
+  stallMs: number;
+  lost?: number;
+  heapBytes?: number;
+  fileBytes?: number;
+}
+
+export type Workload = "sequential" | "bigStore" | "concurrent" | "trickle" | "get" | "cold" | "memory";
+
+const value = (i: number): { id: number; name: string; tags: string[] } => ({ id: i, name: `user-${i}`, tags: ["a", "b"] });
+const entries = (count: number): Record<string, unknown> =>
+  Object.fromEntries(Array.from({ length: count }, (_, i) => [`key${i}`, value(i)]));
+
+async function timed(work: (deadline: number) => Promise<number>, budgetMs: number): Promise<Measured> {
+  const histogram = monitorEventLoopDelay({ resolution: 5 });
+  histogram.enable();
+  const start = performance.now();
+  const ops = await work(start + budgetMs);
+  const ms = performance.now() - start;
+  histogram.disable();
+  return { ops, ms, stallMs: histogram.max / 1e6 };
+}
+
+async function present(system: System, dir: string, count: number): Promise<number> {
+  const store = await system.open(dir);
+  let found = 0;
+  for (let i = 0; i < count; i++) if ((await store.get(`k${i}`)) !== undefined) found++;
+  await store.close();
+  return found;
+}
+
+/** Opens and closes a store in a scratch directory, so that lazily loaded modules are loaded for every system alike. */
+async function warmUp(system: System, dir: string): Promise<void> {
+  const scratch = join(dir, "warm-up");
+  await system.prefill(scratch, { a: 1 });
+  const store = await system.open(scratch);
+  await store.get("a");
+  await store.close();
+}
+
+async function opened(system: System, dir: string): Promise<Store> {
+  const store = await system.open(dir);
+  await store.get("warm-up");
+  return store;
+}
+
+export async function run(workload: Workload, system: System, dir: string, counts: Counts): Promise<Measured> {
+  const { budgetMs } = counts;
+  switch (workload) {
+    case "sequential": {
+      const store = await opened(system, dir);
+      const result = await timed(async (deadline) => {
+        let i = 0;
+        for (; i < counts.sequential && performance.now() < deadline; i++) await store.set(`k${i}`, i);
+        return i;
+      }, budgetMs);
+      await store.close();
+      return result;
+    }
+    case "bigStore": {
+      await system.prefill(dir, entries(counts.bigStore));
+      const store = await opened(system, dir);
+      const result = await timed(async (deadline) => {
+        let i = 0;
+        for (; i < counts.bigSets && performance.now() < deadline; i++) await store.set(`key${i}`, value(-i));
+        return i;
+      }, budgetMs);
+      await store.close();
+      return result;
+    }
+    case "concurrent":
+    case "trickle": {
+      const count = workload === "concurrent" ? counts.concurrent : counts.trickle;
+      const store = await opened(system, dir);
+      const result = await timed(async () => {
+        const sets: Array<Promise<unknown>> = [];
+        for (let i = 0; i < count; i++) {
+          sets.push(store.set(`k${i}`, i));
+          if (workload === "trickle") await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+        await Promise.all(sets);
+        return count;
+      }, budgetMs);
+      await store.close();
+      return { ...result, lost: count - (await present(system, dir, count)) };
+    }
+    case "get": {
+      await system.prefill(dir, entries(counts.getStore));
+      const store = await opened(system, dir);
+      const result = await timed(async (deadline) => {
+        let i = 0;
+        for (; i < counts.gets && (i % 1000 !== 0 || performance.now() < deadline); i++) await store.get(`key${i % counts.getStore}`);
+        return i;
+      }, budgetMs);
+      await store.close();
+      return result;
+    }
+    case "cold": {
+      await warmUp(system, dir);
+      await system.prefill(dir, entries(counts.coldStore));
+      return timed(async () => {
+        const store = await system.open(dir);
+        await store.get("key5");
+        await store.close();
+        return 1;
+      }, budgetMs);
+    }
+    case "memory": {
+      await warmUp(system, dir);
+      await system.prefill(dir, entries(counts.coldStore));
+      setFlagsFromString("--expose-gc");
+      const gc = runInNewContext("gc") as () => void;
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      const store = await system.open(dir);
+      await store.get("key5");
+      gc();
+      const heapBytes = process.memoryUsage().heapUsed - before;
+      await store.close();
+      return { ops: 1, ms: 0, stallMs: 0, heapBytes, fileBytes: await sizeOf(dir) };
+    }
+  }
+}
+
+async function sizeOf(path: string): Promise<number> {
+  const info = await stat(path);
+  if (!info.isDirectory()) return info.size;
+  let total = 0;
+  for (const name of await readdir(path)) if (!name.endsWith(".lock") && name !== "warm-up") total += await sizeOf(join(path, name));
+  return total;
+}
