@@ -136,7 +136,7 @@ export class AioKV {
     this.#checkOpen("delete");
     return this.#tolerate(`Cannot delete key ${JSON.stringify(key)}`, async () => {
       await this.#open();
-      const absent = this.#queue.lookup(key) === undefined;
+      const absent = !this.#queue.has(key);
       return absent ? { done: undefined } : this.#queue.stage((batch) => batch.changes.set(key, undefined));
     });
   }

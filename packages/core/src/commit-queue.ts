@@ -1,5 +1,5 @@
 import type { Backend } from "./backend.js";
-import { apply, merge, parseDocument, renderDocument, type Batch, type Entries } from "./document.js";
+import { combine, StoredDocument, type Batch } from "./document.js";
 import { isStoreFormatError, isStoreIOError, isStoreLockedError, StoreIOError } from "./errors.js";
 
 interface PendingBatch extends Batch {
@@ -17,8 +17,8 @@ interface PendingBatch extends Batch {
 export class CommitQueue {
   readonly #backend: Backend;
   /** What the backend holds, once read. */
-  #stored: Entries | undefined;
-  #loading: Promise<Entries> | undefined;
+  #stored: StoredDocument | undefined;
+  #loading: Promise<StoredDocument> | undefined;
   #writing: PendingBatch | undefined;
   #pending: PendingBatch | undefined;
 
@@ -42,11 +42,19 @@ export class CommitQueue {
     return this.#stored?.get(key);
   }
 
+  /** Whether `key` is present as of every change staged so far, without serialising its value. */
+  has(key: string): boolean {
+    for (const batch of [this.#pending, this.#writing]) {
+      if (batch?.changes.has(key)) return batch.changes.get(key) !== undefined;
+      if (batch?.cleared) return false;
+    }
+    return this.#stored?.has(key) ?? false;
+  }
+
   /** The document's text as of every change staged so far; call after `ready()`. */
   render(): string {
-    const entries = new Map(this.#stored);
-    for (const batch of [this.#writing, this.#pending]) if (batch) apply(entries, batch);
-    return renderDocument(entries);
+    const stored = this.#stored ?? new StoredDocument(this.#backend.location);
+    return stored.render(combine(this.#writing, this.#pending));
   }
 
   /**
@@ -70,21 +78,22 @@ export class CommitQueue {
     }
   }
 
-  #load(): Promise<Entries> {
+  #load(): Promise<StoredDocument> {
     this.#loading ??= this.#read().finally(() => {
       this.#loading = undefined;
     });
     return this.#loading;
   }
 
-  async #read(): Promise<Entries> {
+  async #read(): Promise<StoredDocument> {
     let text: string | undefined;
     try {
       text = await this.#backend.read();
     } catch (error) {
       throw new StoreIOError("read", this.#backend.location, error);
     }
-    return text === undefined ? new Map() : parseDocument(text, this.#backend.location);
+    const location = this.#backend.location;
+    return text === undefined ? new StoredDocument(location) : StoredDocument.parse(text, location);
   }
 
   async #flush(): Promise<void> {
@@ -94,9 +103,9 @@ export class CommitQueue {
     this.#writing = batch;
     try {
       // Not yet read only when a clear below this batch failed: the changes go on what is stored.
-      const base = batch.cleared ? new Map<string, string>() : (this.#stored ?? (await this.#load()));
-      await this.#persist(batch, renderDocument(merge(base, batch)));
-      apply(base, batch);
+      const base = batch.cleared ? new StoredDocument(this.#backend.location) : (this.#stored ?? (await this.#load()));
+      await this.#persist(batch, base.render(batch));
+      base.apply(batch);
       this.#stored = base;
       batch.resolve();
     } catch (error) {
@@ -109,7 +118,7 @@ export class CommitQueue {
   }
 
   async #persist(batch: Batch, text: string): Promise<void> {
-    const remove = batch.cleared && text === renderDocument([]);
+    const remove = batch.cleared && text === "{}\n";
     try {
       await (remove ? this.#backend.remove() : this.#backend.write(text));
     } catch (error) {

@@ -1,87 +1,190 @@
 import { z } from "zod";
 import { CorruptStoreError, InvalidStoreShapeError } from "./errors.js";
 
-/**
- * The document in memory: each key's value kept as its compact JSON text, so writing the file
- * joins strings instead of serialising every value again, and a read parses a fresh copy.
- */
-export type Entries = Map<string, string>;
-
 /** Changes that go to the backend in one write. */
 export interface Batch {
   /** Everything before this batch is gone (`clear()`). */
   cleared: boolean;
-  /** Key to new JSON text; `undefined` marks a deleted key. */
+  /** Key to its new value's JSON text; `undefined` marks a deleted key. */
   readonly changes: Map<string, string | undefined>;
+}
+
+/** A value as `JSON.parse` made it, not yet written back: serialised when first needed. */
+interface Parsed {
+  readonly value: unknown;
 }
 
 // The output is thrown away (zod would rebuild the object, and copy `__proto__` into a prototype):
 // zod only decides whether the parsed text is an object of string keys, and explains why not.
 const documentSchema = z.record(z.string(), z.unknown());
 
+const lineOf = (key: string, json: string): string => `${JSON.stringify(key)}: ${json}`;
+const separator = ",\n  ";
+// Lines are joined in chunks of 2^chunkBits, each kept until one of its lines changes: a write
+// joins the chunks it touched and the cached texts of the others.
+const chunkBits = 8;
+
 /**
- * Parses a document's text.
- *
- * @throws {CorruptStoreError} When the text is not JSON.
- * @throws {InvalidStoreShapeError} When it is JSON but not an object of storable values.
+ * The stored document, kept as the lines of its file (`"key": value`), one slot per key in file
+ * order, joined in cached chunks: a write serialises and joins only what it changed. A read
+ * parses the value's text, which makes its copy.
  */
-export function parseDocument(text: string, location: string): Entries {
-  const cannot = `Cannot load store ${JSON.stringify(location)}`;
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (error) {
-    throw new CorruptStoreError(`${cannot}: not valid JSON`, location, { cause: error });
+export class StoredDocument {
+  readonly #location: string;
+  readonly #slots = new Map<string, number>();
+  #keys: string[] = [];
+  #lines: Array<string | Parsed | undefined> = [];
+  /** The joined text of each chunk of lines, while none of its lines changed. */
+  #chunks: Array<string | undefined> = [];
+  #holes = 0;
+
+  constructor(location: string) {
+    this.#location = location;
   }
-  const shape = documentSchema.safeParse(data);
-  if (!shape.success) {
-    throw new InvalidStoreShapeError(`${cannot}: expected a JSON object, found ${jsonKind(data)}`, location, {
-      cause: shape.error,
-    });
-  }
-  const entries: Entries = new Map();
-  for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+
+  /**
+   * Parses a document's text. Values stay as parsed until first read or written.
+   *
+   * @throws {CorruptStoreError} When the text is not JSON.
+   * @throws {InvalidStoreShapeError} When it is JSON but not an object.
+   */
+  static parse(text: string, location: string): StoredDocument {
+    const cannot = `Cannot load store ${JSON.stringify(location)}`;
+    let data: unknown;
     try {
-      entries.set(key, JSON.stringify(value));
+      data = JSON.parse(text);
     } catch (error) {
-      // JSON.parse takes any depth; JSON.stringify overflows the stack a few thousand levels down.
-      throw new InvalidStoreShapeError(`${cannot}: the value of key ${JSON.stringify(key)} nests too deep`, location, {
-        cause: error,
+      throw new CorruptStoreError(`${cannot}: not valid JSON`, location, { cause: error });
+    }
+    const shape = documentSchema.safeParse(data);
+    if (!shape.success) {
+      throw new InvalidStoreShapeError(`${cannot}: expected a JSON object, found ${jsonKind(data)}`, location, {
+        cause: shape.error,
       });
     }
+    const document = new StoredDocument(location);
+    for (const [key, value] of Object.entries(data as Record<string, unknown>)) document.#put(key, { value });
+    return document;
   }
-  return entries;
+
+  /** Whether `key` is stored, without serialising its value. */
+  has(key: string): boolean {
+    return this.#slots.has(key);
+  }
+
+  /** The JSON text of `key`'s value, or `undefined` when absent. */
+  get(key: string): string | undefined {
+    const slot = this.#slots.get(key);
+    if (slot === undefined) return undefined;
+    return this.#line(slot).slice(JSON.stringify(key).length + 2);
+  }
+
+  /** The document's text with `batch` applied, leaving this document as it is. */
+  render(batch?: Batch): string {
+    const patched = new Map<number, string | undefined>();
+    const appended: string[] = [];
+    for (const [key, json] of batch?.changes ?? []) {
+      const slot = batch?.cleared ? undefined : this.#slots.get(key);
+      const line = json === undefined ? undefined : lineOf(key, json);
+      if (slot !== undefined) patched.set(slot, line);
+      else if (line !== undefined) appended.push(line);
+    }
+    const parts: string[] = [];
+    const dirty = new Set(Array.from(patched.keys(), (slot) => slot >> chunkBits));
+    const chunks = batch?.cleared ? 0 : Math.ceil(this.#lines.length / 2 ** chunkBits);
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      const text = dirty.has(chunk) ? this.#join(chunk, patched) : (this.#chunks[chunk] ??= this.#join(chunk));
+      if (text !== "") parts.push(text);
+    }
+    if (appended.length > 0) parts.push(appended.join(separator));
+    return parts.length === 0 ? "{}\n" : `{\n  ${parts.join(separator)}\n}\n`;
+  }
+
+  /** Applies `batch` in place. */
+  apply(batch: Batch): void {
+    if (batch.cleared) {
+      this.#slots.clear();
+      this.#keys = [];
+      this.#lines = [];
+      this.#chunks = [];
+      this.#holes = 0;
+    }
+    for (const [key, json] of batch.changes) {
+      if (json !== undefined) this.#put(key, lineOf(key, json));
+      else if (this.#slots.has(key)) this.#remove(key);
+    }
+    if (this.#holes > 32 && this.#holes > this.#lines.length / 2) this.#compact();
+  }
+
+  #put(key: string, line: string | Parsed): void {
+    const slot = this.#slots.get(key);
+    this.#chunks[(slot ?? this.#lines.length) >> chunkBits] = undefined;
+    if (slot !== undefined) {
+      this.#lines[slot] = line;
+      return;
+    }
+    this.#slots.set(key, this.#lines.length);
+    this.#keys.push(key);
+    this.#lines.push(line);
+  }
+
+  #remove(key: string): void {
+    const slot = this.#slots.get(key) ?? -1;
+    this.#slots.delete(key);
+    this.#lines[slot] = undefined;
+    this.#chunks[slot >> chunkBits] = undefined;
+    this.#holes++;
+  }
+
+  #compact(): void {
+    const keys = this.#keys;
+    const lines = this.#lines;
+    this.#slots.clear();
+    this.#keys = [];
+    this.#lines = [];
+    this.#chunks = [];
+    this.#holes = 0;
+    for (const [slot, line] of lines.entries()) if (line !== undefined) this.#put(keys[slot] ?? "", line);
+  }
+
+  /** One chunk's lines joined, with `patched` lines in place of the stored ones. */
+  #join(chunk: number, patched?: Map<number, string | undefined>): string {
+    const lines: string[] = [];
+    const end = Math.min(this.#lines.length, (chunk + 1) << chunkBits);
+    for (let slot = chunk << chunkBits; slot < end; slot++) {
+      // A value parsed at load is serialised once, by the first write that keeps it.
+      const line = patched?.has(slot) ? patched.get(slot) : this.#lines[slot] === undefined ? undefined : this.#line(slot);
+      if (line !== undefined) lines.push(line);
+    }
+    return lines.join(separator);
+  }
+
+  #line(slot: number): string {
+    const line = this.#lines[slot];
+    if (typeof line === "string" || line === undefined) return line ?? "";
+    const key = this.#keys[slot] ?? "";
+    let json: string;
+    try {
+      json = JSON.stringify(line.value);
+    } catch (error) {
+      // JSON.parse takes any depth; JSON.stringify overflows the stack a few thousand levels down.
+      throw new InvalidStoreShapeError(
+        `Cannot load store ${JSON.stringify(this.#location)}: the value of key ${JSON.stringify(key)} nests too deep`,
+        this.#location,
+        { cause: error },
+      );
+    }
+    const serialised = lineOf(key, json);
+    this.#lines[slot] = serialised;
+    return serialised;
+  }
 }
 
-/** The document's text: one key per line, so that a person can read and diff the file. */
-export function renderDocument(entries: Iterable<[string, string]>): string {
-  let text = "";
-  for (const [key, json] of entries) {
-    text += `${text === "" ? "{\n  " : ",\n  "}${JSON.stringify(key)}: ${json}`;
-  }
-  return text === "" ? "{}\n" : `${text}\n}\n`;
-}
-
-/** The entries that `base` holds once `batch` is applied, in file order, without copying `base`. */
-export function* merge(base: Entries | undefined, batch: Batch): Generator<[string, string]> {
-  const { changes } = batch;
-  const kept = batch.cleared ? undefined : base;
-  for (const [key, json] of kept ?? []) {
-    const next = changes.has(key) ? changes.get(key) : json;
-    if (next !== undefined) yield [key, next];
-  }
-  for (const [key, json] of changes) {
-    if (json !== undefined && !kept?.has(key)) yield [key, json];
-  }
-}
-
-/** Applies `batch` to `entries` in place. */
-export function apply(entries: Entries, batch: Batch): void {
-  if (batch.cleared) entries.clear();
-  for (const [key, json] of batch.changes) {
-    if (json === undefined) entries.delete(key);
-    else entries.set(key, json);
-  }
+/** `a` then `b`, as one batch: what the document would be once both are written. */
+export function combine(a: Batch | undefined, b: Batch | undefined): Batch {
+  const changes = new Map<string, string | undefined>(b?.cleared ? [] : a?.changes);
+  for (const [key, json] of b?.changes ?? []) changes.set(key, json);
+  return { cleared: (a?.cleared ?? false) || (b?.cleared ?? false), changes };
 }
 
 function jsonKind(data: unknown): string {

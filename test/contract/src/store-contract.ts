@@ -216,6 +216,33 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
         expect(JSON.parse((await h.peek()) ?? "")).toStrictEqual({ k: "v" });
       });
 
+      it("a document of 1,000 keys stays exact through updates, many deletes and appends", async () => {
+        const { h, kv } = await open();
+        const model = new Map<string, JsonValue>();
+        const entries = Array.from({ length: 1000 }, (_, i): [string, JsonValue] => [`key${i}`, { i }]);
+        await h.plant(JSON.stringify(Object.fromEntries(entries)));
+        for (const [key, value] of entries) model.set(key, value);
+        const calls: Array<Promise<unknown>> = [];
+        for (let i = 0; i < 1000; i += 7) (model.set(`key${i}`, [i]), calls.push(kv.set(`key${i}`, [i])));
+        await Promise.all(calls);
+        const same = async (): Promise<void> =>
+          expect(JSON.stringify(JSON.parse((await h.peek()) ?? ""))).toBe(JSON.stringify(Object.fromEntries(model)));
+        await same();
+        // Fewer deletes than half the keys: the cached chunks must forget the deleted lines.
+        for (let i = 300; i < 600; i++) (model.delete(`key${i}`), await kv.delete(`key${i}`));
+        await same();
+        // A write elsewhere reuses the cached text of the chunks the deletes touched.
+        (model.set("key0", "elsewhere"), await kv.set("key0", "elsewhere"));
+        await same();
+        // More than half deleted: the document compacts its slots.
+        for (let i = 0; i < 300; i++) (model.delete(`key${i}`), await kv.delete(`key${i}`));
+        await same();
+        for (let i = 0; i < 300; i += 3) (model.set(`key${i}`, "back"), await kv.set(`key${i}`, "back"));
+        for (let i = 0; i < 50; i++) (model.set(`new${i}`, i), await kv.set(`new${i}`, i));
+        await same();
+        expect(JSON.stringify(await (await reopen(kv, h)).getAll())).toBe(JSON.stringify(Object.fromEntries(model)));
+      });
+
       it("set() keeps the other keys of an existing document", async () => {
         const { h, kv } = await open();
         await h.plant('{"a": 1, "b": 2}');
@@ -418,12 +445,20 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
         });
       }
 
-      it("a document whose value nests too deep to write again rejects with InvalidStoreShapeError", async () => {
+      it("a value nested too deep to write again: its key rejects with InvalidStoreShapeError, deleting it is the way out", async () => {
         const { h, kv } = await open();
-        await h.plant(`{"ok": 1, "deep": ${"[".repeat(100_000)}${"]".repeat(100_000)}}`);
-        const error = await rejection(kv.get("ok"));
-        expect(error).toBeInstanceOf(InvalidStoreShapeError);
-        expect(error.message).toContain('the value of key "deep" nests too deep');
+        const planted = `{"ok": 1, "deep": ${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+        await h.plant(planted);
+        expect(await kv.get("ok")).toBe(1);
+        for (const call of [() => kv.get("deep"), () => kv.set("other", 2), () => kv.getAll()]) {
+          const error = await rejection(call());
+          expect(error).toBeInstanceOf(InvalidStoreShapeError);
+          expect(error.message).toBe(`Cannot load store ${JSON.stringify(kv.location)}: the value of key "deep" nests too deep`);
+        }
+        expect(await h.peek()).toBe(planted);
+        expect(await kv.delete("deep")).toBe(true);
+        await kv.set("other", 2);
+        expect(JSON.parse((await h.peek()) ?? "")).toStrictEqual({ ok: 1, other: 2 });
       });
 
       it("clear() is the way out of a corrupt document, and the store works afterwards", async () => {
