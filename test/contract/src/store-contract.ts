@@ -223,22 +223,38 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
         await h.plant(JSON.stringify(Object.fromEntries(entries)));
         for (const [key, value] of entries) model.set(key, value);
         const calls: Array<Promise<unknown>> = [];
-        for (let i = 0; i < 1000; i += 7) (model.set(`key${i}`, [i]), calls.push(kv.set(`key${i}`, [i])));
+        for (let i = 0; i < 1000; i += 7) {
+          model.set(`key${i}`, [i]);
+          calls.push(kv.set(`key${i}`, [i]));
+        }
         await Promise.all(calls);
         const same = async (): Promise<void> =>
           expect(JSON.stringify(JSON.parse((await h.peek()) ?? ""))).toBe(JSON.stringify(Object.fromEntries(model)));
         await same();
         // Fewer deletes than half the keys: the cached chunks must forget the deleted lines.
-        for (let i = 300; i < 600; i++) (model.delete(`key${i}`), await kv.delete(`key${i}`));
+        for (let i = 300; i < 600; i++) {
+          model.delete(`key${i}`);
+          await kv.delete(`key${i}`);
+        }
         await same();
         // A write elsewhere reuses the cached text of the chunks the deletes touched.
-        (model.set("key0", "elsewhere"), await kv.set("key0", "elsewhere"));
+        model.set("key0", "elsewhere");
+        await kv.set("key0", "elsewhere");
         await same();
         // More than half deleted: the document compacts its slots.
-        for (let i = 0; i < 300; i++) (model.delete(`key${i}`), await kv.delete(`key${i}`));
+        for (let i = 0; i < 300; i++) {
+          model.delete(`key${i}`);
+          await kv.delete(`key${i}`);
+        }
         await same();
-        for (let i = 0; i < 300; i += 3) (model.set(`key${i}`, "back"), await kv.set(`key${i}`, "back"));
-        for (let i = 0; i < 50; i++) (model.set(`new${i}`, i), await kv.set(`new${i}`, i));
+        for (let i = 0; i < 300; i += 3) {
+          model.set(`key${i}`, "back");
+          await kv.set(`key${i}`, "back");
+        }
+        for (let i = 0; i < 50; i++) {
+          model.set(`new${i}`, i);
+          await kv.set(`new${i}`, i);
+        }
         await same();
         expect(JSON.stringify(await (await reopen(kv, h)).getAll())).toBe(JSON.stringify(Object.fromEntries(model)));
       });
