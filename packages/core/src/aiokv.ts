@@ -95,10 +95,7 @@ export class AioKV {
   async get(key: string, fallback?: unknown): Promise<unknown> {
     checkKey(key, "get");
     this.#checkOpen("get");
-    const json = await this.#lock.run(async () => {
-      await this.#open();
-      return this.#queue.lookup(key);
-    });
+    const json = await this.#step("open", () => this.#queue.lookup(key));
     return json === undefined ? fallback : (JSON.parse(json) as unknown);
   }
 
@@ -117,11 +114,9 @@ export class AioKV {
     checkKey(key, "set");
     this.#checkOpen("set");
     const json = toJson(key, value === undefined ? Math.floor(this.#clock() / 1000) : value);
-    const { done } = await this.#lock.run(async () => {
-      await this.#open();
-      return this.#queue.stage((batch) => batch.changes.set(key, json));
-    });
-    await done;
+    const staged = this.#step("open", () => this.#queue.stage((batch) => batch.changes.set(key, json)));
+    // Awaited only when queued: awaiting a plain value would still cost a turn per set.
+    await (staged instanceof Promise ? (await staged).done : staged.done);
   }
 
   /**
@@ -134,11 +129,9 @@ export class AioKV {
   async delete(key: string): Promise<boolean> {
     checkKey(key, "delete");
     this.#checkOpen("delete");
-    return this.#tolerate(`Cannot delete key ${JSON.stringify(key)}`, async () => {
-      await this.#open();
-      const absent = !this.#queue.has(key);
-      return absent ? { done: undefined } : this.#queue.stage((batch) => batch.changes.set(key, undefined));
-    });
+    return this.#tolerate(`Cannot delete key ${JSON.stringify(key)}`, "open", () =>
+      this.#queue.has(key) ? this.#queue.stage((batch) => batch.changes.set(key, undefined)) : { done: undefined },
+    );
   }
 
   /**
@@ -151,10 +144,7 @@ export class AioKV {
    */
   async getAll(): Promise<JsonObject> {
     this.#checkOpen("getAll");
-    const text = await this.#lock.run(async () => {
-      await this.#open();
-      return this.#queue.render();
-    });
+    const text = await this.#step("open", () => this.#queue.render());
     // Parsing makes the copy, and defines `__proto__` as an own key, not a prototype.
     return JSON.parse(text) as JsonObject;
   }
@@ -167,13 +157,12 @@ export class AioKV {
    */
   async clear(): Promise<boolean> {
     this.#checkOpen("clear");
-    return this.#tolerate("Cannot clear", async () => {
-      await this.#own();
-      return this.#queue.stage((batch) => {
+    return this.#tolerate("Cannot clear", "own", () =>
+      this.#queue.stage((batch) => {
         batch.cleared = true;
         batch.changes.clear();
-      });
-    });
+      }),
+    );
   }
 
   /**
@@ -205,10 +194,21 @@ export class AioKV {
     if (this.#closing) throw new Error(`Cannot call ${method}() on store ${JSON.stringify(this.location)}: it is closed`);
   }
 
-  /** Takes ownership, then reads the document, on first use. */
-  async #open(): Promise<void> {
-    await this.#own();
-    await this.#queue.ready();
+  /**
+   * Runs `step` once every operation called before it has run its own, with the store owned and,
+   * for "open", its document read. Synchronously when nothing is waiting and that is already so.
+   */
+  #step<T>(needs: "open" | "own", step: () => T): T | Promise<T> {
+    if (this.#lock.idle && this.#isOwned && (needs === "own" || this.#queue.isReady)) return step();
+    return this.#lock.run(async () => {
+      await this.#own();
+      if (needs === "open") await this.#queue.ready();
+      return step();
+    });
+  }
+
+  get #isOwned(): boolean {
+    return this.#owned || !this.#locking || this.#backend.lock === undefined;
   }
 
   async #own(): Promise<void> {
@@ -221,9 +221,9 @@ export class AioKV {
     this.#owned = true;
   }
 
-  async #tolerate(action: string, step: () => Promise<{ done: unknown }> | { done: unknown }): Promise<boolean> {
+  async #tolerate(action: string, needs: "open" | "own", step: () => { done: unknown }): Promise<boolean> {
     try {
-      const { done } = await this.#lock.run(step);
+      const { done } = await this.#step(needs, step);
       await done;
       return true;
     } catch (error) {

@@ -26,9 +26,14 @@ export class CommitQueue {
     this.#backend = backend;
   }
 
-  /** Reads the document unless what the backend holds no longer matters (a pending clear). */
+  /** Whether reads can be answered now: the document is read, or a pending clear makes it moot. */
+  get isReady(): boolean {
+    return this.#stored !== undefined || this.#writing?.cleared === true || this.#pending?.cleared === true;
+  }
+
+  /** Reads the document unless it is ready. */
   async ready(): Promise<void> {
-    if (this.#stored !== undefined || this.#writing?.cleared || this.#pending?.cleared) return;
+    if (this.isReady) return;
     const stored = await this.#load();
     this.#stored ??= stored;
   }

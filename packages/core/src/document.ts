@@ -14,8 +14,9 @@ interface Parsed {
   readonly value: unknown;
 }
 
-// The output is thrown away (zod would rebuild the object, and copy `__proto__` into a prototype):
-// zod only decides whether the parsed text is an object of string keys, and explains why not.
+// zod explains a document that is not an object (its output, which would copy `__proto__` into a
+// prototype, is not used). Parsed JSON has only string keys, so for an object there is nothing to
+// walk: the schema runs only when the cheap check fails.
 const documentSchema = z.record(z.string(), z.unknown());
 
 const lineOf = (key: string, json: string): string => `${JSON.stringify(key)}: ${json}`;
@@ -31,6 +32,8 @@ const chunkBits = 8;
  */
 export class StoredDocument {
   readonly #location: string;
+  /** The object `JSON.parse` made, answering reads until the first write builds the slots. */
+  #parsed: Record<string, unknown> | undefined;
   readonly #slots = new Map<string, number>();
   #keys: string[] = [];
   #lines: Array<string | Parsed | undefined> = [];
@@ -56,24 +59,24 @@ export class StoredDocument {
     } catch (error) {
       throw new CorruptStoreError(`${cannot}: not valid JSON`, location, { cause: error });
     }
-    const shape = documentSchema.safeParse(data);
-    if (!shape.success) {
+    if (typeof data !== "object" || data === null || Array.isArray(data)) {
       throw new InvalidStoreShapeError(`${cannot}: expected a JSON object, found ${jsonKind(data)}`, location, {
-        cause: shape.error,
+        cause: documentSchema.safeParse(data).error,
       });
     }
     const document = new StoredDocument(location);
-    for (const [key, value] of Object.entries(data as Record<string, unknown>)) document.#put(key, { value });
+    document.#parsed = data as Record<string, unknown>;
     return document;
   }
 
   /** Whether `key` is stored, without serialising its value. */
   has(key: string): boolean {
-    return this.#slots.has(key);
+    return this.#parsed ? Object.hasOwn(this.#parsed, key) : this.#slots.has(key);
   }
 
   /** The JSON text of `key`'s value, or `undefined` when absent. */
   get(key: string): string | undefined {
+    if (this.#parsed) return Object.hasOwn(this.#parsed, key) ? this.#serialise(key, this.#parsed[key]) : undefined;
     const slot = this.#slots.get(key);
     if (slot === undefined) return undefined;
     return this.#line(slot).slice(JSON.stringify(key).length + 2);
@@ -81,6 +84,7 @@ export class StoredDocument {
 
   /** The document's text with `batch` applied, leaving this document as it is. */
   render(batch?: Batch): string {
+    this.#index();
     const patched = new Map<number, string | undefined>();
     const appended: string[] = [];
     for (const [key, json] of batch?.changes ?? []) {
@@ -102,6 +106,7 @@ export class StoredDocument {
 
   /** Applies `batch` in place. */
   apply(batch: Batch): void {
+    this.#index();
     if (batch.cleared) {
       this.#slots.clear();
       this.#keys = [];
@@ -159,13 +164,26 @@ export class StoredDocument {
     return lines.join(separator);
   }
 
+  /** Builds the slots from the parsed object, before the first write. */
+  #index(): void {
+    const parsed = this.#parsed;
+    if (parsed === undefined) return;
+    this.#parsed = undefined;
+    for (const key of Object.keys(parsed)) this.#put(key, { value: parsed[key] });
+  }
+
   #line(slot: number): string {
     const line = this.#lines[slot];
     if (typeof line === "string" || line === undefined) return line ?? "";
     const key = this.#keys[slot] ?? "";
-    let json: string;
+    const serialised = lineOf(key, this.#serialise(key, line.value));
+    this.#lines[slot] = serialised;
+    return serialised;
+  }
+
+  #serialise(key: string, value: unknown): string {
     try {
-      json = JSON.stringify(line.value);
+      return JSON.stringify(value);
     } catch (error) {
       // JSON.parse takes any depth; JSON.stringify overflows the stack a few thousand levels down.
       throw new InvalidStoreShapeError(
@@ -174,9 +192,6 @@ export class StoredDocument {
         { cause: error },
       );
     }
-    const serialised = lineOf(key, json);
-    this.#lines[slot] = serialised;
-    return serialised;
   }
 }
 

@@ -30,6 +30,10 @@ export function checkKey(key: unknown, method: string): asserts key is string {
  * @throws {TypeError} When the value, or anything inside it, is not JSON data.
  */
 export function toJson(key: string, value: unknown): string {
+  const type = typeof value;
+  if (type === "string" || type === "boolean" || value === null || (type === "number" && Number.isFinite(value))) {
+    return JSON.stringify(value);
+  }
   const path: PropertyKey[] = [key];
   const problem = findProblem(value, path, []);
   if (problem !== undefined) {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
-import { mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { StoreLockedError, type Backend } from "@aiokv/core";
 import { OwnerLock } from "./owner-lock.js";
@@ -103,20 +103,22 @@ export class FileBackend implements Backend {
   }
 
   async write(text: string): Promise<void> {
-    const target = await followLinks(this.location);
-    const existing = await statIfExists(target);
+    const { target, existing } = await this.#target();
     // Beside the target: rename is atomic only within one file system.
     const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}${tempSuffix}`);
     let handle: FileHandle | undefined;
     try {
-      handle = await openNew(temp);
-      await writeAll(handle, Buffer.from(text, "utf8"));
-      await handle.chmod(existing ? existing.mode & 0o7777 : this.#mode);
-      if (existing && process.getuid?.() === 0) await handle.chown(existing.uid, existing.gid);
-      if (this.#sync) await handle.sync();
-      await handle.close();
+      const file = await openNew(temp);
+      handle = file;
+      // Independent calls on the thread pool run side by side: only the data is on the critical path.
+      await Promise.all([
+        writeAll(file, Buffer.from(text, "utf8")),
+        file.chmod(existing ? existing.mode & 0o7777 : this.#mode),
+        existing && process.getuid?.() === 0 ? file.chown(existing.uid, existing.gid) : undefined,
+      ]);
+      if (this.#sync) await file.sync();
       handle = undefined;
-      await this.#lock?.assertHeld(this.location);
+      await Promise.all([file.close(), this.#lock?.assertHeld(this.location)]);
       await rename(temp, target);
     } catch (error) {
       await handle?.close().catch(() => {});
@@ -124,6 +126,21 @@ export class FileBackend implements Backend {
       throw error;
     }
     if (this.#sync) await syncDirectory(dirname(target));
+  }
+
+  /** The file to replace and its stats: one lstat unless the state file is a symlink. */
+  async #target(): Promise<{ target: string; existing: Stats | undefined }> {
+    let info: Stats;
+    try {
+      info = await lstat(this.location);
+    } catch (error) {
+      if (!isCode(error, "ENOENT")) throw error;
+      const target = await followLinks(this.location);
+      return { target, existing: target === this.location ? undefined : await statIfExists(target) };
+    }
+    if (!info.isSymbolicLink()) return { target: this.location, existing: info };
+    const target = await followLinks(this.location);
+    return { target, existing: await statIfExists(target) };
   }
 
   async remove(): Promise<void> {

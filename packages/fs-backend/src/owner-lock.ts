@@ -1,6 +1,7 @@
 import { rmdirSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import type { BigIntStats } from "node:fs";
 import { join } from "node:path";
 import { StoreLockedError, type StoreOwner } from "@aiokv/core";
 import type { LockOptions } from "proper-lockfile";
@@ -21,6 +22,8 @@ export class OwnerLock {
   readonly #directory: string;
   readonly #owner: StoreOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   #release: (() => Promise<void>) | undefined;
+  /** The identity of the owner file this holder wrote: a new holder's file has another. */
+  #written: BigIntStats | undefined;
   #lost: Error | undefined;
 
   private constructor(directory: string) {
@@ -40,6 +43,7 @@ export class OwnerLock {
     const temp = join(lock.#directory, `${ownerFile}.tmp`);
     await writeFile(temp, JSON.stringify(lock.#owner));
     await rename(temp, join(lock.#directory, ownerFile));
+    lock.#written = await stat(join(lock.#directory, ownerFile), { bigint: true });
     return lock;
   }
 
@@ -82,8 +86,10 @@ export class OwnerLock {
    */
   async assertHeld(location: string): Promise<void> {
     if (this.#lost === undefined) {
-      const owner = await readOwner(this.#directory);
-      if (owner?.pid !== this.#owner.pid || owner.host !== this.#owner.host || owner.since !== this.#owner.since) {
+      // One stat, not a read: a takeover removes this file, and the new holder's has another identity.
+      const now = await stat(join(this.#directory, ownerFile), { bigint: true }).catch(() => undefined);
+      const written = this.#written;
+      if (now?.ino !== written?.ino || now?.mtimeNs !== written?.mtimeNs || now?.ctimeNs !== written?.ctimeNs) {
         this.#lost = new Error(`The lock ${this.#directory} is no longer this process's`);
       }
     }
