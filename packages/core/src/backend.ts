@@ -3,7 +3,8 @@
  * the lock and group commit live in `AioKV`, so every backend behaves the same.
  *
  * Reject with the underlying error (AioKV wraps it, keeping it as `cause`), except for absence,
- * which is a value: `read()` resolves `undefined` and `remove()` resolves.
+ * which is a value: `read()` resolves `undefined` and `remove()` resolves. The document goes out
+ * as UTF-8 bytes (AioKV keeps unchanged parts of a large document encoded) and comes back as text.
  *
  * @example
  * ```ts
@@ -13,7 +14,7 @@
  *   readonly location = "string:demo";
  *   #text: string | undefined;
  *   async read() { return this.#text; }
- *   async write(text: string) { this.#text = text; }
+ *   async write(data: Uint8Array) { this.#text = new TextDecoder().decode(data); }
  *   async remove() { this.#text = undefined; }
  * }
  * ```
@@ -23,8 +24,8 @@ export interface Backend {
   readonly location: string;
   /** The document's text, or `undefined` when there is none. An empty file reads as `""`. */
   read(): Promise<string | undefined>;
-  /** Replaces the document whole; a reader sees the old text or the new, never a mix. */
-  write(text: string): Promise<void>;
+  /** Replaces the document whole with these UTF-8 bytes; a reader sees the old text or the new, never a mix. */
+  write(data: Uint8Array): Promise<void>;
   /** Removes the document. Resolves when it is already absent. */
   remove(): Promise<void>;
   /**

@@ -1,5 +1,5 @@
 import type { Backend } from "./backend.js";
-import { combine, StoredDocument, type Batch } from "./document.js";
+import { combine, isEmptyDocument, StoredDocument, type Batch } from "./document.js";
 import { isStoreFormatError, isStoreIOError, isStoreLockedError, StoreIOError } from "./errors.js";
 
 interface PendingBatch extends Batch {
@@ -59,7 +59,7 @@ export class CommitQueue {
   /** The document's text as of every change staged so far; call after `ready()`. */
   render(): string {
     const stored = this.#stored ?? new StoredDocument(this.#backend.location);
-    return stored.render(combine(this.#writing, this.#pending));
+    return new TextDecoder().decode(stored.render(combine(this.#writing, this.#pending)));
   }
 
   /**
@@ -122,10 +122,10 @@ export class CommitQueue {
     }
   }
 
-  async #persist(batch: Batch, text: string): Promise<void> {
-    const remove = batch.cleared && text === "{}\n";
+  async #persist(batch: Batch, data: Uint8Array): Promise<void> {
+    const remove = batch.cleared && isEmptyDocument(data);
     try {
-      await (remove ? this.#backend.remove() : this.#backend.write(text));
+      await (remove ? this.#backend.remove() : this.#backend.write(data));
     } catch (error) {
       if (isStoreIOError(error) || isStoreFormatError(error) || isStoreLockedError(error)) throw error;
       throw new StoreIOError(remove ? "remove" : "write", this.#backend.location, error);

@@ -102,7 +102,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async write(text: string): Promise<void> {
+  async write(data: Uint8Array): Promise<void> {
     const { target, existing } = await this.#target();
     // Beside the target: rename is atomic only within one file system.
     const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}${tempSuffix}`);
@@ -112,7 +112,7 @@ export class FileBackend implements Backend {
       handle = file;
       // Independent calls on the thread pool run side by side: only the data is on the critical path.
       await Promise.all([
-        writeAll(file, Buffer.from(text, "utf8")),
+        writeAll(file, data),
         file.chmod(existing ? existing.mode & 0o7777 : this.#mode),
         existing && process.getuid?.() === 0 ? file.chown(existing.uid, existing.gid) : undefined,
       ]);
@@ -189,7 +189,7 @@ async function openNew(path: string): Promise<FileHandle> {
 
 // A short write (a filling disk, RLIMIT_FSIZE) writes the rest again, which then fails with the
 // real error (ENOSPC, EFBIG) instead of leaving a truncated file to be renamed into place.
-async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
+async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
   let offset = 0;
   while (offset < data.length) {
     const { bytesWritten } = await handle.write(data, offset, data.length - offset, offset);

@@ -57,9 +57,9 @@ export class MemoryBackend implements Backend {
     }
   }
 
-  async write(text: string): Promise<void> {
+  async write(data: Uint8Array): Promise<void> {
     // Temp then rename, as the file does: a read during the write sees the old text or the new.
-    await this.#fs.writeFile(temp, text);
+    await this.#fs.writeFile(temp, data);
     await this.#fs.rename(temp, file);
   }
 

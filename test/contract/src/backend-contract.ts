@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { HarnessFactory } from "./harness.js";
 
+const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
+
 /**
  * Registers the tests every Backend must pass: read, write and remove of raw text.
  *
@@ -29,7 +31,7 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
       const h = await makeHarness();
       const backend = h.backend();
       for (const text of ['{"ü": "日本 🎉"}', "x".repeat(1 << 20), "\uFEFF{}", ""]) {
-        await backend.write(text);
+        await backend.write(utf8(text));
         expect(await backend.read()).toBe(text);
         expect(await h.peek()).toBe(text);
       }
@@ -38,14 +40,14 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
     it("write() replaces the whole document, a shorter text included", async () => {
       const h = await makeHarness();
       const backend = h.backend();
-      await backend.write("a".repeat(1000));
-      await backend.write("b");
+      await backend.write(utf8("a".repeat(1000)));
+      await backend.write(utf8("b"));
       expect(await backend.read()).toBe("b");
     });
 
     it("write() is seen by another handle on the same storage", async () => {
       const h = await makeHarness();
-      await h.backend().write("shared");
+      await h.backend().write(utf8("shared"));
       expect(await h.backend().read()).toBe("shared");
     });
 
@@ -53,8 +55,8 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
       const h = await makeHarness();
       const backend = h.backend();
       const [before, after] = ["a".repeat(1 << 20), "b".repeat(1 << 19)];
-      await backend.write(before);
-      const writing = backend.write(after);
+      await backend.write(utf8(before));
+      const writing = backend.write(utf8(after));
       const reads: Array<Promise<string | undefined>> = [];
       let done = false;
       void writing.then(() => (done = true));
@@ -68,7 +70,7 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
     it("remove() deletes the document, and resolves when it is already absent", async () => {
       const h = await makeHarness();
       const backend = h.backend();
-      await backend.write("{}");
+      await backend.write(utf8("{}"));
       await backend.remove();
       expect(await backend.read()).toBe(undefined);
       expect(await h.peek()).toBe(undefined);

@@ -44,13 +44,13 @@ export function instrumented(inner: Backend): Backend & {
     },
     read: () => inner.read(),
     remove: () => inner.remove(),
-    async write(text: string): Promise<void> {
+    async write(data: Uint8Array): Promise<void> {
       wrapper.writes++;
       const failure = wrapper.failNext;
       wrapper.failNext = undefined;
       await gate;
       if (failure) throw failure;
-      await inner.write(text);
+      await inner.write(data);
     },
   };
   return wrapper;
