@@ -45,7 +45,12 @@ describe("aiokv", () => {
     expect(await new AioKV(file).get("legacy")).toBe(true);
   });
 
-  it("re-exports the error classes of @aiokv/core and the file backend", () => {
+  it("re-exports every value @aiokv/core exports, and the file backend", async () => {
+    const aiokv: Record<string, unknown> = await import("aiokv");
+    for (const [name, value] of Object.entries(core)) {
+      if (name === "AioKV" || name === "aiocache") continue; // the path-taking subclass
+      expect({ name, value: aiokv[name] }).toEqual({ name, value });
+    }
     expect(CorruptStoreError).toBe(core.CorruptStoreError);
     expect(StoreIOError).toBe(core.StoreIOError);
     expect(new FileBackend("x.json").location).toBe(join(process.cwd(), "x.json"));
