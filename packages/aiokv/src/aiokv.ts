@@ -1,4 +1,4 @@
-import { AioKV as CoreAioKV, type AioKVOptions, type Backend } from "@aiokv/core";
+import { AioKV as CoreAioKV, type AioKVOptions, type Backend, type JsonObject, type StoreShape } from "@aiokv/core";
 import { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";
 
 /**
@@ -12,12 +12,12 @@ import { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";
  * await kv.set("seen_ran_cleanup"); // the current unix time
  * ```
  */
-export class AioKV extends CoreAioKV {
+export class AioKV<T extends StoreShape<T> = JsonObject> extends CoreAioKV<T> {
   /**
    * @param target A state file's path (the file backend), or any Backend.
    * @param options The store's options, and the file backend's when `target` is a path.
    */
-  constructor(target: string | Backend, options: AioKVOptions & FileBackendOptions = {}) {
+  constructor(target: string | Backend, options: AioKVOptions<T> & FileBackendOptions = {}) {
     super(typeof target === "string" ? new FileBackend(target, options) : target, options);
   }
 }

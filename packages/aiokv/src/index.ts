@@ -6,6 +6,7 @@ export {
   isStoreIOError,
   isStoreLockedError,
   MAX_DEPTH,
+  SchemaMismatchError,
   StoreFormatError,
   StoreIOError,
   StoreLockedError,
@@ -15,6 +16,15 @@ export {
   type JsonValue,
   type Logger,
   type StoreOperation,
+  type StoreContents,
+  type StoreEntry,
+  type StoreKey,
   type StoreOwner,
+  type StoreSchema,
+  type StoreShape,
+  type StoreValue,
+  type TextPosition,
+  type TimestampKey,
+  type UntypedKey,
 } from "@aiokv/core";
 export { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";

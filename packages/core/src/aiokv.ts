@@ -1,8 +1,11 @@
 import type { Backend } from "./backend.js";
 import { CommitQueue } from "./commit-queue.js";
-import { isStoreLockedError, StoreIOError } from "./errors.js";
+import type { z } from "zod";
+import { isStoreFormatError, isStoreLockedError, StoreIOError } from "./errors.js";
 import { checkKey, toJson, type JsonObject, type JsonValue } from "./json-value.js";
 import { Lock } from "./lock.js";
+import { SchemaChecks, type StoreSchema } from "./schema.js";
+import type { StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
 
 /** Where `delete()` and `clear()` report the errors they resolve `false` for. */
 export interface Logger {
@@ -10,15 +13,16 @@ export interface Logger {
 }
 
 /** Options of {@link AioKV}. */
-export interface AioKVOptions {
+export interface AioKVOptions<T = JsonObject> {
   /**
-   * Milliseconds since the epoch, read by `set(key)` for its timestamp default. Inject one to
-   * make timestamps deterministic in tests.
+   * Milliseconds since the epoch, read by `set(key)` for its timestamp default and by
+   * `quarantine()` for the name it gives a bad document. Inject one to make them deterministic.
    * @default Date.now
    */
   readonly clock?: () => number;
   /**
-   * Receives the errors that `delete()` and `clear()` resolve `false` for.
+   * Receives the errors that `delete()`, `deleteMany()` and `clear()` resolve `false` for, and
+   * where `quarantine()` moved a bad document.
    * @default console
    */
   readonly logger?: Logger;
@@ -29,12 +33,22 @@ export interface AioKVOptions {
    * @default true
    */
   readonly lock?: boolean;
+  /**
+   * A zod object schema: every value is checked against its key's schema on `set()` (a
+   * `TypeError` naming the key, before any I/O) and on load (a `SchemaMismatchError`). Keys are
+   * optional; a key the schema does not name is refused unless the schema is loose
+   * (`z.looseObject`, `.catchall()`). The store's type is inferred from it.
+   */
+  readonly schema?: z.ZodType<T> & StoreSchema;
 }
 
 /**
  * An async key/value store kept in one JSON document. Operations take effect in the order they
  * are called; writes that arrive while one is in flight go to the backend together in the next
  * write, and each resolves once the write holding it is done.
+ *
+ * Give it a document type (`AioKV<{ last_command: string; seen: number[] }>`) or a `schema` to
+ * type every key and value; without one, any string key holds any JSON value.
  *
  * @example
  * ```ts
@@ -46,29 +60,31 @@ export interface AioKVOptions {
  * await kv.get("last_command"); // "ping"
  * ```
  */
-export class AioKV {
+export class AioKV<T extends StoreShape<T> = JsonObject> {
   readonly #backend: Backend;
   readonly #clock: () => number;
   readonly #logger: Logger;
   readonly #lock = new Lock();
   readonly #queue: CommitQueue;
   readonly #locking: boolean;
+  readonly #schema: SchemaChecks | undefined;
   #owned = false;
   #closing: Promise<void> | undefined;
 
   /**
    * @param backend Where the document lives. Nothing is read until the first operation.
-   * @param options The clock, the logger, and whether to take the backend's owner lock.
-   * @throws {TypeError} When `backend` is not a Backend.
+   * @param options The clock, the logger, the schema, and whether to take the backend's owner lock.
+   * @throws {TypeError} When `backend` is not a Backend, or `schema` not a zod object schema.
    */
-  constructor(backend: Backend, options: AioKVOptions = {}) {
+  constructor(backend: Backend, options: AioKVOptions<T> = {}) {
     if (typeof (backend as Partial<Backend> | null)?.read !== "function") {
       throw new TypeError(
         `Cannot create store: expected a Backend, received ${typeof backend === "string" ? JSON.stringify(backend) : backend === null ? "null" : typeof backend} (a path needs AioKV from "aiokv")`,
       );
     }
     this.#backend = backend;
-    this.#queue = new CommitQueue(backend);
+    this.#schema = options.schema === undefined ? undefined : new SchemaChecks(options.schema);
+    this.#queue = new CommitQueue(backend, this.#schema?.forLoad(backend.location));
     this.#clock = options.clock ?? Date.now;
     this.#logger = options.logger ?? console;
     this.#locking = options.lock ?? true;
@@ -82,16 +98,18 @@ export class AioKV {
   /**
    * The value stored under `key`: a fresh copy, so changing it changes nothing stored.
    *
-   * @param key Any string.
+   * @param key Any string (a key of the document type, when the store is typed).
    * @param fallback What to resolve when the key is absent.
    * @returns The value, or `fallback` (`undefined` when not given) when the key is absent.
    * @throws {TypeError} When `key` is not a string.
-   * @throws {StoreFormatError} When the document is not valid JSON or not an object.
+   * @throws {StoreFormatError} When the document is not valid JSON, not an object, or not what the schema allows.
    * @throws {StoreIOError} When the backend cannot lock or read the document.
    * @throws {StoreLockedError} When another store owns the document.
    */
-  get<T extends JsonValue = JsonValue>(key: string): Promise<T | undefined>;
-  get<T extends JsonValue = JsonValue, F = T>(key: string, fallback: F): Promise<T | F>;
+  get<V extends JsonValue = JsonValue>(key: UntypedKey<T>): Promise<V | undefined>;
+  get<V extends JsonValue = JsonValue, F = V>(key: UntypedKey<T>, fallback: F): Promise<V | F>;
+  get<K extends StoreKey<T>>(key: K): Promise<StoreValue<T, K> | undefined>;
+  get<K extends StoreKey<T>, F>(key: K, fallback: F): Promise<StoreValue<T, K> | F>;
   async get(key: string, fallback?: unknown): Promise<unknown> {
     checkKey(key, "get");
     this.#checkOpen("get");
@@ -105,18 +123,128 @@ export class AioKV {
    * @param key Any string, `""` and `"__proto__"` included.
    * @param value JSON data; omitted or `undefined`: the current unix time in whole seconds.
    *   `-0` is stored as `0`, as JSON writes it.
-   * @throws {TypeError} When `key` is not a string, or `value` is not JSON data; nothing is written.
-   * @throws {StoreFormatError} When the document is not valid JSON or not an object.
+   * @throws {TypeError} When `key` is not a string, or `value` is not JSON data or not what the schema allows; nothing is written.
+   * @throws {StoreFormatError} When the document is not valid JSON, not an object, or not what the schema allows.
    * @throws {StoreIOError} When the backend cannot write; the store keeps its previous value.
    * @throws {StoreLockedError} When another store owns the document, or took it over from this one.
    */
-  async set(key: string, value?: JsonValue): Promise<void> {
+  set<K extends StoreKey<T>>(key: K, value: StoreValue<T, K>): Promise<void>;
+  set(key: TimestampKey<T>, value?: undefined): Promise<void>;
+  async set(key: string, value?: unknown): Promise<void> {
     checkKey(key, "set");
     this.#checkOpen("set");
-    const json = toJson(key, value === undefined ? Math.floor(this.#clock() / 1000) : value);
+    const json = this.#toJson(key, value === undefined ? Math.floor(this.#clock() / 1000) : value);
     const staged = this.#step("open", () => this.#queue.stage((batch) => batch.changes.set(key, json)));
     // Awaited only when queued: awaiting a plain value would still cost a turn per set.
     await (staged instanceof Promise ? (await staged).done : staged.done);
+  }
+
+  /**
+   * Replaces the value under `key` with what `fn` makes of it, with no other operation between
+   * the read and the write: the counter and rate-limit case that a `get` then `set` races on.
+   *
+   * @param key Any string (a key of the document type, when the store is typed).
+   * @param fn Receives a copy of the current value, or `fallback` when the key is absent; returns
+   *   (or resolves) the new value, which is checked as `set()` checks it. Other operations on the
+   *   store wait until it is done.
+   * @param fallback What `fn` receives when the key is absent (`undefined` when not given).
+   * @returns The value stored, once the backend holds it.
+   * @throws {TypeError} When `key` is not a string, or `fn` returns `undefined` or a value `set()` refuses; nothing is written.
+   * @throws What `fn` throws; nothing is written.
+   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
+   */
+  update<V extends JsonValue = JsonValue>(key: UntypedKey<T>, fn: (current: V | undefined) => V | PromiseLike<V>): Promise<V>;
+  update<V extends JsonValue = JsonValue, F = V>(key: UntypedKey<T>, fn: (current: V | F) => V | PromiseLike<V>, fallback: F): Promise<V>;
+  update<K extends StoreKey<T>>(
+    key: K,
+    fn: (current: StoreValue<T, K> | undefined) => StoreValue<T, K> | PromiseLike<StoreValue<T, K>>,
+  ): Promise<StoreValue<T, K>>;
+  update<K extends StoreKey<T>, F>(
+    key: K,
+    fn: (current: StoreValue<T, K> | F) => StoreValue<T, K> | PromiseLike<StoreValue<T, K>>,
+    fallback: F,
+  ): Promise<StoreValue<T, K>>;
+  async update(key: string, fn: (current: never) => unknown, fallback?: unknown): Promise<unknown> {
+    checkKey(key, "update");
+    if (typeof fn !== "function") throw new TypeError(`Cannot update key ${JSON.stringify(key)}: expected a function, received ${typeof fn}`);
+    this.#checkOpen("update");
+    // Always under the lock, not the synchronous fast path: `fn` may await, and nothing may run between.
+    const { done, json } = await this.#lock.run(async () => {
+      await this.#open("open");
+      const current = this.#queue.lookup(key);
+      const next = await (fn as (current: unknown) => unknown)(current === undefined ? fallback : JSON.parse(current));
+      if (next === undefined) {
+        throw new TypeError(`Cannot update key ${JSON.stringify(key)}: the function returned undefined (return a value, or use delete())`);
+      }
+      const text = this.#toJson(key, next);
+      return { ...this.#queue.stage((batch) => batch.changes.set(key, text)), json: text };
+    });
+    await done;
+    return JSON.parse(json) as unknown;
+  }
+
+  /**
+   * Whether `key` is stored.
+   * @throws As `get()`.
+   */
+  async has(key: StoreKey<T>): Promise<boolean> {
+    checkKey(key, "has");
+    this.#checkOpen("has");
+    return this.#step("open", () => this.#queue.has(key));
+  }
+
+  /**
+   * The stored keys, in the file's order (new keys last).
+   * @throws As `getAll()`.
+   */
+  async keys(): Promise<Array<StoreKey<T>>> {
+    this.#checkOpen("keys");
+    return this.#step("open", () => this.#queue.keys() as Array<StoreKey<T>>);
+  }
+
+  /**
+   * Stores several values in one write: all of them, or (when one is refused) none.
+   *
+   * @param entries An object of keys and values, or `[key, value]` pairs (for keys such as
+   *   `"__proto__"` that an object literal would not hold as its own).
+   * @throws {TypeError} When a key or value is refused; nothing is written.
+   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
+   */
+  async setMany(entries: StoreContents<T> | Iterable<StoreEntry<T>>): Promise<void> {
+    this.#checkOpen("setMany");
+    const pairs = entryPairs(entries);
+    const changes = pairs.map(([key, value]): [string, string] => {
+      checkKey(key, "set");
+      if (value === undefined) throw new TypeError(`Cannot set key ${JSON.stringify(key)}: setMany() takes no undefined values`);
+      return [key, this.#toJson(key, value)];
+    });
+    if (changes.length === 0) return;
+    const staged = await this.#step("open", () =>
+      this.#queue.stage((batch) => {
+        for (const [key, json] of changes) batch.changes.set(key, json);
+      }),
+    );
+    await staged.done;
+  }
+
+  /**
+   * Removes several keys in one write. Never rejects for I/O or format errors: it logs them and resolves `false`.
+   *
+   * @returns `true` when the keys are gone (or were absent), `false` on error.
+   * @throws {TypeError} When a key is not a string; nothing is removed.
+   */
+  async deleteMany(keys: Iterable<StoreKey<T>>): Promise<boolean> {
+    this.#checkOpen("deleteMany");
+    const list = Array.from(keys as Iterable<unknown>);
+    for (const key of list) checkKey(key, "delete");
+    const names = list as string[];
+    return this.#tolerate(`Cannot delete keys ${names.map((key) => JSON.stringify(key)).join(", ")}`, "open", () => {
+      const present = names.filter((key) => this.#queue.has(key));
+      if (present.length === 0) return { done: undefined };
+      return this.#queue.stage((batch) => {
+        for (const key of present) batch.changes.set(key, undefined);
+      });
+    });
   }
 
   /**
@@ -126,7 +254,7 @@ export class AioKV {
    * @returns `true` when the key is gone (or was absent), `false` on error.
    * @throws {TypeError} When `key` is not a string.
    */
-  async delete(key: string): Promise<boolean> {
+  async delete(key: StoreKey<T>): Promise<boolean> {
     checkKey(key, "delete");
     this.#checkOpen("delete");
     return this.#tolerate(`Cannot delete key ${JSON.stringify(key)}`, "open", () =>
@@ -138,15 +266,15 @@ export class AioKV {
    * Every key and value: a fresh object, so changing it changes nothing stored.
    *
    * @returns The document as a plain object; `{}` when there is none.
-   * @throws {StoreFormatError} When the document is not valid JSON or not an object.
+   * @throws {StoreFormatError} When the document is not valid JSON, not an object, or not what the schema allows.
    * @throws {StoreIOError} When the backend cannot lock or read the document.
    * @throws {StoreLockedError} When another store owns the document.
    */
-  async getAll(): Promise<JsonObject> {
+  async getAll(): Promise<StoreContents<T>> {
     this.#checkOpen("getAll");
     const text = await this.#step("open", () => this.#queue.render());
     // Parsing makes the copy, and defines `__proto__` as an own key, not a prototype.
-    return JSON.parse(text) as JsonObject;
+    return JSON.parse(text) as StoreContents<T>;
   }
 
   /**
@@ -163,6 +291,62 @@ export class AioKV {
         batch.changes.clear();
       }),
     );
+  }
+
+  /**
+   * Resolves once every change called before it is in the backend (on disk, with a synced file).
+   * Each change's own promise says the same; this is for callers that did not await them.
+   *
+   * @throws The error of the first of those writes that failed (a `StoreIOError`, `StoreLockedError`).
+   */
+  async flush(): Promise<void> {
+    this.#checkOpen("flush");
+    const { written } = await this.#step("none", () => ({ written: this.#queue.written() }));
+    await written;
+  }
+
+  /**
+   * The way out of a bad document that keeps the evidence: moves a document that does not load
+   * (not JSON, not an object, refused by the schema) aside to `<location>.corrupt-<time>`, logs
+   * where it went, and leaves the store empty. A document that loads is never moved.
+   *
+   * @returns Where the document went; `undefined` when there was none.
+   * @throws {Error} When the document loads without error (use `clear()` to empty a valid store),
+   *   or the backend cannot move a document aside.
+   * @throws {StoreIOError} When the backend fails to move it.
+   * @throws {StoreLockedError} When another store owns the document.
+   */
+  async quarantine(): Promise<string | undefined> {
+    this.#checkOpen("quarantine");
+    return this.#lock.run(async () => {
+      await this.#open("own");
+      await this.#queue.settled();
+      let problem: unknown;
+      try {
+        await this.#queue.ready();
+      } catch (error) {
+        if (!isStoreFormatError(error)) throw error;
+        problem = error;
+      }
+      if (problem === undefined) {
+        if (this.#queue.keys().length === 0 && (await this.#backend.read()) === undefined) return undefined;
+        throw new Error(`Cannot quarantine store ${JSON.stringify(this.location)}: it loads without error (clear() empties it)`);
+      }
+      const moveAside = this.#backend.moveAside?.bind(this.#backend);
+      if (moveAside === undefined) {
+        throw new Error(`Cannot quarantine store ${JSON.stringify(this.location)}: its backend cannot move a document aside (clear() removes it)`);
+      }
+      const stamp = new Date(this.#clock()).toISOString().replaceAll(":", "-");
+      let moved: string | undefined;
+      try {
+        moved = await moveAside(`corrupt-${stamp}`);
+      } catch (error) {
+        throw isStoreLockedError(error) ? error : new StoreIOError("move", this.location, error);
+      }
+      this.#queue.forget();
+      this.#logger.error(`Moved the unreadable store ${JSON.stringify(this.location)} aside to ${JSON.stringify(moved)}; the store is empty`, problem);
+      return moved;
+    });
   }
 
   /**
@@ -194,17 +378,28 @@ export class AioKV {
     if (this.#closing) throw new Error(`Cannot call ${method}() on store ${JSON.stringify(this.location)}: it is closed`);
   }
 
+  /** The JSON text to store under `key`: the schema's output for `value`, checked as JSON data. */
+  #toJson(key: string, value: unknown): string {
+    return toJson(key, this.#schema ? this.#schema.forSet(key, value) : value);
+  }
+
   /**
    * Runs `step` once every operation called before it has run its own, with the store owned and,
    * for "open", its document read. Synchronously when nothing is waiting and that is already so.
    */
-  #step<T>(needs: "open" | "own", step: () => T): T | Promise<T> {
-    if (this.#lock.idle && this.#isOwned && (needs === "own" || this.#queue.isReady)) return step();
+  #step<R>(needs: Needs, step: () => R): R | Promise<R> {
+    if (this.#lock.idle && (needs === "none" || (this.#isOwned && (needs === "own" || this.#queue.isReady)))) return step();
     return this.#lock.run(async () => {
-      await this.#own();
-      if (needs === "open") await this.#queue.ready();
+      await this.#open(needs);
       return step();
     });
+  }
+
+  /** Makes what `needs` says true: call with the lock held. */
+  async #open(needs: Needs): Promise<void> {
+    if (needs === "none") return;
+    await this.#own();
+    if (needs === "open") await this.#queue.ready();
   }
 
   get #isOwned(): boolean {
@@ -221,7 +416,7 @@ export class AioKV {
     this.#owned = true;
   }
 
-  async #tolerate(action: string, needs: "open" | "own", step: () => { done: unknown }): Promise<boolean> {
+  async #tolerate(action: string, needs: Needs, step: () => { done: unknown }): Promise<boolean> {
     try {
       const { done } = await this.#step(needs, step);
       await done;
@@ -231,6 +426,20 @@ export class AioKV {
       return false;
     }
   }
+}
+
+/** What an operation needs before it runs: nothing, the owner lock, or the document read too. */
+type Needs = "none" | "own" | "open";
+
+function entryPairs(entries: unknown): Array<[unknown, unknown]> {
+  if (typeof entries !== "object" || entries === null) {
+    throw new TypeError(`Cannot set keys: expected an object or [key, value] pairs, received ${entries === null ? "null" : typeof entries}`);
+  }
+  if (!(Symbol.iterator in entries)) return Object.entries(entries);
+  return Array.from(entries as Iterable<unknown>, (pair) => {
+    if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError("Cannot set keys: each pair must be [key, value]");
+    return [pair[0], pair[1]];
+  });
 }
 
 /**

@@ -36,4 +36,9 @@ export interface Backend {
   lock?(): Promise<void>;
   /** Optional, with `lock()`: gives ownership up. */
   unlock?(): Promise<void>;
+  /**
+   * Optional: renames the document to `<location>.<suffix>`, keeping it as evidence, so that the
+   * store starts empty (`quarantine()`). Resolves the new location; `undefined` when there is none.
+   */
+  moveAside?(suffix: string): Promise<string | undefined>;
 }

@@ -1,5 +1,5 @@
 import type { Backend } from "./backend.js";
-import { combine, isEmptyDocument, StoredDocument, type Batch } from "./document.js";
+import { combine, isEmptyDocument, StoredDocument, type Batch, type LoadCheck } from "./document.js";
 import { isStoreFormatError, isStoreIOError, isStoreLockedError, StoreIOError } from "./errors.js";
 
 interface PendingBatch extends Batch {
@@ -22,8 +22,15 @@ export class CommitQueue {
   #writing: PendingBatch | undefined;
   #pending: PendingBatch | undefined;
 
-  constructor(backend: Backend) {
+  readonly #check: LoadCheck | undefined;
+
+  /**
+   * @param backend Where the document lives.
+   * @param check Runs on every key and value of the document when it is read (a schema's check).
+   */
+  constructor(backend: Backend, check?: LoadCheck) {
     this.#backend = backend;
+    this.#check = check;
   }
 
   /** Whether reads can be answered now: the document is read, or a pending clear makes it moot. */
@@ -56,6 +63,22 @@ export class CommitQueue {
     return this.#stored?.has(key) ?? false;
   }
 
+  /** The keys as of every change staged so far, in file order; call after `ready()`. */
+  keys(): string[] {
+    const batch = combine(this.#writing, this.#pending);
+    const keys = new Set(batch.cleared ? [] : this.#stored?.keys());
+    for (const [key, json] of batch.changes) {
+      if (json === undefined) keys.delete(key);
+      else keys.add(key);
+    }
+    return [...keys];
+  }
+
+  /** Forgets the document read, so that the next read starts from the backend (after it moved the document aside). */
+  forget(): void {
+    this.#stored = undefined;
+  }
+
   /** The document's text as of every change staged so far; call after `ready()`. */
   render(): string {
     const stored = this.#stored ?? new StoredDocument(this.#backend.location);
@@ -83,6 +106,13 @@ export class CommitQueue {
     }
   }
 
+  /** Resolves once every change staged so far is written; rejects with the error of the first write that failed. */
+  async written(): Promise<void> {
+    const batches = [this.#writing, this.#pending].filter((batch) => batch !== undefined);
+    const results = await Promise.allSettled(batches.map((batch) => batch.done));
+    for (const result of results) if (result.status === "rejected") throw result.reason;
+  }
+
   #load(): Promise<StoredDocument> {
     this.#loading ??= this.#read().finally(() => {
       this.#loading = undefined;
@@ -98,7 +128,7 @@ export class CommitQueue {
       throw new StoreIOError("read", this.#backend.location, error);
     }
     const location = this.#backend.location;
-    return text === undefined ? new StoredDocument(location) : StoredDocument.parse(text, location);
+    return text === undefined ? new StoredDocument(location) : StoredDocument.parse(text, location, this.#check);
   }
 
   async #flush(): Promise<void> {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CorruptStoreError, InvalidStoreShapeError } from "./errors.js";
+import { locateSyntaxError } from "./syntax-error.js";
 
 /** Changes that go to the backend in one write. */
 export interface Batch {
@@ -8,6 +9,9 @@ export interface Batch {
   /** Key to its new value's JSON text; `undefined` marks a deleted key. */
   readonly changes: Map<string, string | undefined>;
 }
+
+/** Throws when a loaded document's value under `key` is not allowed (a schema's check). */
+export type LoadCheck = (key: string, value: unknown) => void;
 
 /** A value as `JSON.parse` made it, not yet written back: serialised when first needed. */
 interface Parsed {
@@ -59,22 +63,31 @@ export class StoredDocument {
    * @throws {CorruptStoreError} When the text is not JSON.
    * @throws {InvalidStoreShapeError} When it is JSON but not an object.
    */
-  static parse(text: string, location: string): StoredDocument {
+  static parse(text: string, location: string, check?: LoadCheck): StoredDocument {
     const cannot = `Cannot load store ${JSON.stringify(location)}`;
     let data: unknown;
     try {
       data = JSON.parse(text);
     } catch (error) {
-      throw new CorruptStoreError(`${cannot}: not valid JSON`, location, { cause: error });
+      const found = locateSyntaxError(text);
+      const where = found ? ` at line ${found.position.line}, column ${found.position.column} (${found.problem})` : "";
+      throw new CorruptStoreError(`${cannot}: not valid JSON${where}`, location, { cause: error, position: found?.position });
     }
     if (typeof data !== "object" || data === null || Array.isArray(data)) {
       throw new InvalidStoreShapeError(`${cannot}: expected a JSON object, found ${jsonKind(data)}`, location, {
         cause: documentSchema.safeParse(data).error,
       });
     }
+    const parsed = data as Record<string, unknown>;
+    if (check) for (const key of Object.keys(parsed)) check(key, parsed[key]);
     const document = new StoredDocument(location);
-    document.#parsed = data as Record<string, unknown>;
+    document.#parsed = parsed;
     return document;
+  }
+
+  /** The stored keys, in file order. */
+  keys(): string[] {
+    return this.#parsed ? Object.keys(this.#parsed) : [...this.#slots.keys()];
   }
 
   /** Whether `key` is stored, without serialising its value. */

@@ -14,9 +14,25 @@ export class StoreFormatError extends Error {
   }
 }
 
-/** Error thrown when a store's document is not valid JSON (truncated, empty, garbage, a BOM). */
+/** Where in a document's text a problem is: 1-based, as editors count. */
+export interface TextPosition {
+  readonly line: number;
+  readonly column: number;
+}
+
+/**
+ * Error thrown when a store's document is not valid JSON (truncated, empty, garbage, a BOM). Its
+ * message and `position` say where the text stops being JSON, when that can be told.
+ */
 export class CorruptStoreError extends StoreFormatError {
   override readonly name = "CorruptStoreError" as const;
+  /** The line and column of the first problem. */
+  readonly position: TextPosition | undefined;
+
+  constructor(message: string, location: string, options?: ErrorOptions & { position?: TextPosition | undefined }) {
+    super(message, location, options);
+    this.position = options?.position;
+  }
 }
 
 /** Error thrown when a store's document is valid JSON but not an object of storable values. */
@@ -25,7 +41,7 @@ export class InvalidStoreShapeError extends StoreFormatError {
 }
 
 /** What a backend was doing when it failed. */
-export type StoreOperation = "lock" | "read" | "write" | "remove";
+export type StoreOperation = "lock" | "read" | "write" | "remove" | "move";
 
 /**
  * Error thrown when a backend fails to read, write or remove a store's document. The backend's
@@ -78,7 +94,22 @@ export class StoreLockedError extends Error {
   }
 }
 
-const formatNames = new Set(["StoreFormatError", "CorruptStoreError", "InvalidStoreShapeError"]);
+/**
+ * Error thrown when a store opened with a `schema` holds a value the schema refuses, or a key it
+ * does not name. `key` is the first such key in the document; the zod error is the `cause`.
+ */
+export class SchemaMismatchError extends StoreFormatError {
+  override readonly name = "SchemaMismatchError" as const;
+  /** The first key whose value the schema refuses. */
+  readonly key: string;
+
+  constructor(message: string, location: string, key: string, options?: ErrorOptions) {
+    super(message, location, options);
+    this.key = key;
+  }
+}
+
+const formatNames = new Set(["StoreFormatError", "CorruptStoreError", "InvalidStoreShapeError", "SchemaMismatchError"]);
 
 /**
  * Whether `error` is a {@link StoreFormatError} (or a subclass), also when it comes from another

@@ -6,10 +6,14 @@ export {
   isStoreFormatError,
   isStoreIOError,
   isStoreLockedError,
+  SchemaMismatchError,
   StoreFormatError,
   StoreIOError,
   StoreLockedError,
   type StoreOperation,
   type StoreOwner,
+  type TextPosition,
 } from "./errors.js";
+export type { StoreSchema } from "./schema.js";
+export type { StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
 export { MAX_DEPTH, type JsonObject, type JsonValue } from "./json-value.js";

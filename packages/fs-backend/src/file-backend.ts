@@ -143,6 +143,24 @@ export class FileBackend implements Backend {
     return { target, existing: await statIfExists(target) };
   }
 
+  /**
+   * Renames the file (a symlink's target) to `<file>.<suffix>` beside it, for `quarantine()`:
+   * the evidence stays, and the next write starts a new file.
+   */
+  async moveAside(suffix: string): Promise<string | undefined> {
+    await this.#lock?.assertHeld(this.location);
+    const target = await followLinks(this.location);
+    const aside = `${target}.${suffix}`;
+    try {
+      await rename(target, aside);
+    } catch (error) {
+      if (isCode(error, "ENOENT")) return undefined;
+      throw error;
+    }
+    if (this.#sync) await syncDirectory(dirname(target));
+    return aside;
+  }
+
   async remove(): Promise<void> {
     await this.#lock?.assertHeld(this.location);
     // The target, not the link: a state file that is a symlink stays one for the next write.

@@ -1,4 +1,4 @@
-import { backendContract, modelContract, storeContract } from "@aiokv/contract";
+import { backendContract, modelContract, storeContract } from "@aiokv/test-suite";
 import { fileHarness } from "./file-harness.js";
 
 backendContract("FileBackend", () => fileHarness());

@@ -3,7 +3,7 @@ import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rm, stat, syml
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AioKV, isStoreIOError, StoreIOError } from "@aiokv/core";
-import { recordingLogger } from "@aiokv/contract";
+import { recordingLogger } from "@aiokv/test-suite";
 import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "./file-harness.js";

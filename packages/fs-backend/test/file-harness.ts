@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Harness } from "@aiokv/contract";
+import type { Harness } from "@aiokv/test-suite";
 import { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";
 import { onTestFinished } from "vitest";
 
@@ -19,13 +19,16 @@ export async function fileHarness(options: FileBackendOptions = {}): Promise<Har
     file,
     backend: () => new FileBackend(file, options),
     plant: (text) => (text === undefined ? rm(file, { force: true }) : writeFile(file, text)),
-    peek: async () => {
-      try {
-        return await readFile(file, "utf8");
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw error;
-      }
-    },
+    peek: () => readIfExists(file),
+    peekAt: readIfExists,
   };
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
 }

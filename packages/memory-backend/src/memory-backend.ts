@@ -74,6 +74,29 @@ export class MemoryBackend implements Backend {
     return Promise.resolve();
   }
 
+  /** Renames the document within the volume; its new location is `<location>.<suffix>`, read back with {@link readAside}. */
+  async moveAside(suffix: string): Promise<string | undefined> {
+    try {
+      await this.#fs.rename(file, `${file}.${suffix}`);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+    return `${this.location}.${suffix}`;
+  }
+
+  /** The text of a document that `moveAside` (`quarantine()`) moved to `location`. */
+  async readAside(location: string): Promise<string | undefined> {
+    const prefix = `${this.location}.`;
+    if (!location.startsWith(prefix)) return undefined;
+    try {
+      return await this.#fs.readFile(`${file}.${location.slice(prefix.length)}`, "utf8");
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
   async remove(): Promise<void> {
     try {
       await this.#fs.unlink(file);

@@ -1,4 +1,4 @@
-import { backendContract, modelContract, storeContract } from "@aiokv/contract";
+import { backendContract, modelContract, storeContract } from "@aiokv/test-suite";
 import { memoryHarness } from "./memory-harness.js";
 
 backendContract("MemoryBackend", memoryHarness);

@@ -11,7 +11,7 @@ describe("MemoryBackend", () => {
   it("starts from seeded raw text, corrupt text included, with the file's error", async () => {
     const error = await new AioKV(new MemoryBackend({ name: "bot", text: '{"a": 1' })).get("a").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CorruptStoreError);
-    expect((error as Error).message).toBe('Cannot load store "memory:bot": not valid JSON');
+    expect((error as Error).message).toBe('Cannot load store "memory:bot": not valid JSON at line 1, column 8 (close brace expected)');
   });
 
   it("read() returns the text a file would hold", async () => {

@@ -1,4 +1,4 @@
-import type { Harness } from "@aiokv/contract";
+import type { Harness } from "@aiokv/test-suite";
 import { MemoryBackend } from "@aiokv/memory-backend";
 
 /** One MemoryBackend per test; reopening is a new AioKV on the same instance. */
@@ -8,5 +8,6 @@ export function memoryHarness(): Harness {
     backend: () => backend,
     plant: (text) => (text === undefined ? backend.remove() : backend.write(new TextEncoder().encode(text))),
     peek: () => backend.read(),
+    peekAt: (location) => backend.readAside(location),
   };
 }

@@ -14,6 +14,7 @@ import {
   type JsonValue,
 } from "@aiokv/core";
 import { describe, expect, it } from "vitest";
+import { apiContract } from "./api-contract.js";
 import { instrumented, recordingLogger, until, type Harness, type HarnessFactory } from "./harness.js";
 
 /** Resolves the error `promise` rejects with; fails the test if it resolves. */
@@ -69,12 +70,15 @@ const invalidValues: Array<[string, string, unknown, string]> = [
   ["a value nested too deep", "k", deep(MAX_DEPTH + 1), `value at k${"[0]".repeat(MAX_DEPTH)} nests deeper than ${MAX_DEPTH} levels`],
 ];
 
-const corruptTexts: Array<[string, string]> = [
-  ["truncated JSON", '{"a": 1, "b": [1, 2'],
-  ["an empty file", ""],
-  ["garbage", "not json at all"],
-  ["a byte-order mark", '\uFEFF{"a": 1}'],
-  ["NUL bytes", "\0\0\0\0"],
+// The text, and where and what the message says is wrong.
+const corruptTexts: Array<[string, string, string]> = [
+  ["truncated JSON", '{"a": 1, "b": [1, 2', "line 1, column 20 (close bracket expected)"],
+  ["an empty file", "", "line 1, column 1 (value expected)"],
+  ["garbage", "not json at all", "line 1, column 1 (invalid symbol)"],
+  ["a byte-order mark", '\uFEFF{"a": 1}', "line 1, column 1 (invalid symbol)"],
+  ["NUL bytes", "\0\0\0\0", "line 1, column 1 (invalid symbol)"],
+  ["a bad value on line 3", '{\n  "a": 1,\n  "b": tru\n}\n', "line 3, column 8 (invalid symbol)"],
+  ["a trailing comma", '{\n  "a": 1,\n}\n', "line 3, column 1 (property name expected)"],
 ];
 
 const wrongShapes: Array<[string, string, string]> = [
@@ -419,7 +423,7 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
     });
 
     describe("error contract", () => {
-      for (const [what, text] of corruptTexts) {
+      for (const [what, text, where] of corruptTexts) {
         it(`a document of ${what}: reads reject with CorruptStoreError, the document stays as it was`, async () => {
           const logger = recordingLogger();
           const { h, kv } = await open({ logger });
@@ -431,7 +435,9 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
             expect(error.name).toBe("CorruptStoreError");
             expect(isStoreFormatError(error)).toBe(true);
             expect((error as CorruptStoreError).location).toBe(kv.location);
-            expect(error.message).toBe(`Cannot load store ${JSON.stringify(kv.location)}: not valid JSON`);
+            expect(error.message).toBe(`Cannot load store ${JSON.stringify(kv.location)}: not valid JSON at ${where}`);
+            const [, line, column] = /line (\d+), column (\d+)/.exec(where) ?? [];
+            expect((error as CorruptStoreError).position).toEqual({ line: Number(line), column: Number(column) });
             expect(error.cause).toBeInstanceOf(SyntaxError);
           }
           expect(await kv.delete("a")).toBe(false);
@@ -705,4 +711,6 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
       expect(await (await reopen(legacy, h)).get("k")).toBe("v");
     });
   });
+
+  apiContract(name, makeHarness);
 }

@@ -1,3 +1,4 @@
+export { apiContract } from "./api-contract.js";
 export { backendContract } from "./backend-contract.js";
 export { instrumented, recordingLogger, until, type Harness, type HarnessFactory } from "./harness.js";
 export { modelContract } from "./model-contract.js";

@@ -8,6 +8,8 @@ export interface Harness {
   plant(text: string | undefined): Promise<void>;
   /** The raw text where the document lives, or `undefined`, read without aiokv. */
   peek(): Promise<string | undefined>;
+  /** Optional: the raw text at another location, such as where `quarantine()` moved a document. */
+  peekAt?(location: string): Promise<string | undefined>;
 }
 
 /** Makes a fresh harness; called once per test. */
@@ -44,6 +46,10 @@ export function instrumented(inner: Backend): Backend & {
     },
     read: () => inner.read(),
     remove: () => inner.remove(),
+    // The optional capabilities pass through as they are, so that the store behaves as on `inner`.
+    ...(inner.lock && { lock: () => inner.lock?.() ?? Promise.resolve() }),
+    ...(inner.unlock && { unlock: () => inner.unlock?.() ?? Promise.resolve() }),
+    ...(inner.moveAside && { moveAside: (suffix: string) => inner.moveAside?.(suffix) ?? Promise.resolve(undefined) }),
     async write(data: Uint8Array): Promise<void> {
       wrapper.writes++;
       const failure = wrapper.failNext;

@@ -1,0 +1,28 @@
+import type { JsonValue } from "./json-value.js";
+
+/**
+ * What a typed store's document type must be: an object type whose properties are JSON values
+ * (optional ones included). `AioKV<{ last_command: string; seen: number[] }>`.
+ */
+export type StoreShape<T> = { [K in keyof T]: JsonValue | undefined };
+
+/** Whether `T` is the untyped document (any string key, any JSON value). */
+type IsUntyped<T> = string extends keyof T ? true : false;
+
+/** The keys of a store: any string when untyped. */
+export type StoreKey<T> = IsUntyped<T> extends true ? string : Extract<keyof T, string>;
+
+/** The type of the value stored under `K`. */
+export type StoreValue<T, K extends PropertyKey> = K extends keyof T ? Exclude<T[K], undefined> : never;
+
+/** The keys whose type admits a number: the ones `set(key)` may give its timestamp. */
+export type TimestampKey<T> = { [K in StoreKey<T>]: number extends StoreValue<T, K> ? K : never }[StoreKey<T>];
+
+/** A key of an untyped store; `never` for a typed one, whose keys are checked by the typed overloads. */
+export type UntypedKey<T> = IsUntyped<T> extends true ? string : never;
+
+/** What `getAll()` resolves: every key optional, since a store holds only what was set. */
+export type StoreContents<T> = IsUntyped<T> extends true ? T : { [K in keyof T]?: Exclude<T[K], undefined> };
+
+/** One `[key, value]` pair of the store, typed per key. */
+export type StoreEntry<T> = { [K in StoreKey<T>]: readonly [K, StoreValue<T, K>] }[StoreKey<T>];
