@@ -128,6 +128,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @throws {StoreIOError} When the backend cannot write; the store keeps its previous value.
    * @throws {StoreLockedError} When another store owns the document, or took it over from this one.
    */
+  set(key: UntypedKey<T>, value?: JsonValue): Promise<void>;
   set<K extends StoreKey<T>>(key: K, value: StoreValue<T, K>): Promise<void>;
   set(key: TimestampKey<T>, value?: undefined): Promise<void>;
   async set(key: string, value?: unknown): Promise<void> {

@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+// The aiokv command: look inside a state file, change it, check it. Reads (get, list, check)
+// take no lock, since the file is only ever replaced whole; changes take the owner lock, so they
+// fail with a clear error while a program owns the file instead of being overwritten by it.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { isStoreFormatError, isStoreIOError, isStoreLockedError, type JsonValue, type Logger } from "@aiokv/core";
+import { AioKV } from "./aiokv.js";
+
+const usage = `Usage: aiokv <command> <file> [arguments]
+
+Commands:
+  get <file> <key>           print the key's value as JSON (exit 1 when absent)
+  set <file> <key> [json]    store a JSON value (quote strings: '"text"'); no value: the unix time
+  delete <file> <key>        remove a key
+  list <file> [--json]       print the keys, one per line; --json prints the whole document
+  clear <file>               remove every key and the file
+  check <file>               exit 0 when the file is a valid store; say where it is not
+  quarantine <file>          move an unreadable file aside (<file>.corrupt-<time>), keeping it
+
+Options:
+  --json          with list: print the document as JSON
+  --no-sync       with set, delete, clear: do not fsync (faster, not durable on power loss)
+  -h, --help      print this help
+  -v, --version   print the version
+
+Exit codes: 0 done, 1 the store refused (absent key, bad file, locked, I/O), 2 wrong usage.`;
+
+/** Wrong usage: exit 2, with the usage text unless the problem is only in a value. */
+class UsageError extends Error {
+  readonly showUsage: boolean;
+
+  constructor(message: string, showUsage = true) {
+    super(message);
+    this.showUsage = showUsage;
+  }
+}
+
+/** Runs one command; resolves the exit code. Output goes through `out` and `err`. */
+async function main(args: string[], out: (text: string) => void, err: (text: string) => void): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        json: { type: "boolean", default: false },
+        "no-sync": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+        version: { type: "boolean", short: "v", default: false },
+      },
+    });
+  } catch (error) {
+    err(`aiokv: ${(error as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    out(usage);
+    return 0;
+  }
+  if (values.version) {
+    out(version());
+    return 0;
+  }
+  const [command, file, ...rest] = positionals;
+  try {
+    if (command === undefined) throw new UsageError("missing command");
+    if (file === undefined) throw new UsageError(`${command}: missing file`);
+    return await run(command, file, rest, { json: values.json, sync: !values["no-sync"] }, out, err);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(error.showUsage ? `aiokv: ${error.message}\n\n${usage}` : `aiokv: ${error.message}`);
+      return 2;
+    }
+    err(`aiokv: ${describe(error)}`);
+    return 1;
+  }
+}
+
+async function run(
+  command: string,
+  file: string,
+  args: string[],
+  options: { json: boolean; sync: boolean },
+  out: (text: string) => void,
+  err: (text: string) => void,
+): Promise<number> {
+  const expect = (count: number, names: string): void => {
+    if (args.length !== count) throw new UsageError(`${command}: expected ${names || "no more arguments"} after the file`);
+  };
+  // delete() and clear() report their failures through the logger and resolve false.
+  let failure: unknown;
+  const logger: Logger = { error: (_message, error) => void (failure ??= error) };
+  const reading = { lock: false, logger };
+  const writing = { sync: options.sync, logger };
+  switch (command) {
+    case "get": {
+      expect(1, "a key");
+      const key = args[0] ?? "";
+      const kv = new AioKV(file, reading);
+      if (!(await kv.has(key))) {
+        err(`aiokv: key ${JSON.stringify(key)} is not in ${JSON.stringify(kv.location)}`);
+        return 1;
+      }
+      out(JSON.stringify(await kv.get(key), null, 2));
+      return 0;
+    }
+    case "set": {
+      if (args.length !== 1 && args.length !== 2) throw new UsageError("set: expected a key and an optional JSON value after the file");
+      const [key = "", text] = args;
+      const value = text === undefined ? undefined : parseValue(text);
+      await using kv = new AioKV(file, writing);
+      await kv.set(key, value);
+      return 0;
+    }
+    case "delete": {
+      expect(1, "a key");
+      await using kv = new AioKV(file, writing);
+      if (await kv.delete(args[0] ?? "")) return 0;
+      throw failure;
+    }
+    case "list": {
+      expect(0, "");
+      const kv = new AioKV(file, reading);
+      if (options.json) out(JSON.stringify(await kv.getAll(), null, 2));
+      else for (const key of await kv.keys()) out(key);
+      return 0;
+    }
+    case "clear": {
+      expect(0, "");
+      await using kv = new AioKV(file, writing);
+      if (await kv.clear()) return 0;
+      throw failure;
+    }
+    case "check": {
+      expect(0, "");
+      const kv = new AioKV(file, reading);
+      const keys = await kv.keys();
+      out(`${kv.location}: a valid store of ${keys.length} ${keys.length === 1 ? "key" : "keys"}`);
+      return 0;
+    }
+    case "quarantine": {
+      expect(0, "");
+      await using kv = new AioKV(file, { ...writing, logger: { error: () => {} } });
+      const moved = await kv.quarantine();
+      out(moved === undefined ? `${kv.location}: no file, nothing moved` : `moved ${kv.location} to ${moved}`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+function parseValue(text: string): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    throw new UsageError(`set: the value is not JSON: ${text} (a string needs quotes: '"${text}"')`, false);
+  }
+}
+
+/** The error's message, with what to do about it where the kind of error says so. */
+function describe(error: unknown): string {
+  if (isStoreFormatError(error)) return `${error.message}\n(aiokv quarantine moves it aside and keeps it; aiokv clear deletes it)`;
+  if (isStoreLockedError(error)) return `${error.message}\n(stop that process, or wait for its lock to go stale)`;
+  if (isStoreIOError(error)) return error.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return manifest.version;
+}
+
+const print = (stream: NodeJS.WriteStream) => (text: string) => void stream.write(`${text}\n`);
+process.exitCode = await main(process.argv.slice(2), print(process.stdout), print(process.stderr));
