@@ -15,6 +15,12 @@ export default tseslint.config(
     },
   },
   {
+    // Plain build scripts: linted without type information, with Node's globals.
+    files: ["scripts/**/*.mjs"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { parserOptions: { project: false, projectService: false }, globals: { process: "readonly", console: "readonly", URL: "readonly" } },
+  },
+  {
     // Adapters wrap synchronous stores in async functions on purpose: every system is called alike.
     files: ["bench/**/*.ts"],
     rules: { "@typescript-eslint/require-await": "off" },

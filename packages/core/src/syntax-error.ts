@@ -1,4 +1,4 @@
-import jsonc from "jsonc-parser";
+import * as jsonc from "jsonc-parser";
 import type { TextPosition } from "./errors.js";
 
 /** The first place where `text` stops being strict JSON, and what is wrong there. */
