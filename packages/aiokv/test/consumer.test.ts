@@ -90,7 +90,7 @@ describe("a consumer project on the packed packages", () => {
   }, 60_000);
 
   it("runs the testing guide's node:test example", async () => {
-    const { stdout } = await run(process.execPath, ["--test", "dist/cooldown.node.test.js"], { cwd: dir });
+    const { stdout } = await run(process.execPath, ["--test", "--test-reporter=tap", "dist/cooldown.node.test.js"], { cwd: dir });
     expect(stdout).toMatch(/# pass 1\n# fail 0/);
   }, 60_000);
 
