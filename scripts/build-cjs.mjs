@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { writeFileSync } from "node:fs";
 
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
-for (const name of ["core", "fs-backend", "memory-backend", "aiokv"]) {
+for (const name of ["core", "fs-backend", "memory-backend", "redis-backend", "aiokv"]) {
   const dir = new URL(`../packages/${name}/`, import.meta.url);
   execFileSync(process.execPath, [tsc, "-p", new URL("tsconfig.cjs.json", dir).pathname], { stdio: "inherit" });
   writeFileSync(new URL("dist/cjs/package.json", dir), '{ "type": "commonjs" }\n');

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export const published = ["core", "fs-backend", "memory-backend", "aiokv", "test-suite"];
+export const published = ["core", "fs-backend", "memory-backend", "redis-backend", "aiokv", "test-suite"];
 // The contract suite runs inside vitest, which is ESM only: so is the suite.
 const esmOnly = new Set(["test-suite"]);
 

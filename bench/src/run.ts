@@ -6,6 +6,7 @@ import { cpus, hostname, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { spawn, spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import type { CellInput } from "./cell.js";
 import { chart, summary, table, type Row } from "./report.js";
@@ -24,6 +25,8 @@ const outDir = values.out ?? (smoke ? join(tmpdir(), "aiokv-bench-smoke") : file
 
 const aiokv = ["aiokv (sync)", "aiokv (no sync)", "aiokv (memory)"];
 const peers = ["lowdb", "conf", "keyv-file", "node-persist", "unstorage (fs)"];
+// On the local redis-server that this run starts, when one is installed.
+const redis = ["aiokv (redis)", "keyv + @keyv/redis", "raw stringify + SET"];
 const raw = (stringify: boolean) => (synced: boolean) => `raw ${stringify ? "stringify + " : ""}write + rename${synced ? " + fsync" : ""}`;
 const ideal = (synced: boolean): string => `ideal group commit${synced ? " + fsync" : ""}`;
 
@@ -36,43 +39,43 @@ interface Plan {
 }
 
 const bySync = (name: (synced: boolean) => string) => (promised: Promised) =>
-  promised === "in memory" ? undefined : name(promised === "synced");
+  promised === "in memory" ? undefined : promised === "in redis" ? "raw stringify + SET" : name(promised === "synced");
 
 export const plans: Plan[] = [
   {
     workload: "sequential",
     title: `${counts.sequential} sequential awaited sets of small keys into an empty store`,
-    systems: [...aiokv, ...peers, raw(true)(true), raw(true)(false)],
+    systems: [...aiokv, ...peers, raw(true)(true), raw(true)(false), ...redis],
     limit: bySync(raw(true)),
   },
   {
     workload: "bigStore",
     title: `${counts.bigSets} sequential awaited sets into a store of ${counts.bigStore} keys`,
-    systems: [...aiokv, ...peers, raw(false)(true), raw(false)(false), raw(true)(true), raw(true)(false)],
+    systems: [...aiokv, ...peers, raw(false)(true), raw(false)(false), raw(true)(true), raw(true)(false), ...redis],
     limit: bySync(raw(false)),
   },
   {
     workload: "concurrent",
     title: `${counts.concurrent} sets started at once and awaited together, then counted after a reopen`,
-    systems: [...aiokv, ...peers, ideal(true), ideal(false)],
+    systems: [...aiokv, ...peers, ideal(true), ideal(false), ...redis],
     limit: bySync(ideal),
   },
   {
     workload: "trickle",
     title: `${counts.trickle} sets started 1 ms apart (new sets arrive while a write is in flight), then counted after a reopen`,
-    systems: [...aiokv, ...peers, ideal(true), ideal(false)],
+    systems: [...aiokv, ...peers, ideal(true), ideal(false), ...redis],
     limit: bySync(ideal),
   },
   {
     workload: "get",
     title: `${counts.gets} gets of existing keys in a ${counts.getStore}-key store`,
-    systems: [...aiokv, ...peers, "Map + structuredClone"],
+    systems: [...aiokv, ...peers, "Map + structuredClone", "aiokv (redis)", "keyv + @keyv/redis"],
     limit: () => "Map + structuredClone",
   },
   {
     workload: "cold",
     title: `cold open of a ${counts.coldStore}-key store plus the first get`,
-    systems: ["aiokv (sync)", ...peers, "readFile + JSON.parse"],
+    systems: ["aiokv (sync)", ...peers, "readFile + JSON.parse", "aiokv (redis)", "keyv + @keyv/redis"],
     limit: () => "readFile + JSON.parse",
   },
   {
@@ -102,19 +105,40 @@ function cell(input: CellInput): Promise<Measured | string> {
   });
 }
 
+/** A redis-server of this run's own (no persistence, a free port), when one is installed. */
+async function startRedis(): Promise<(() => void) | undefined> {
+  if (spawnSync("redis-server", ["--version"]).status !== 0) return undefined;
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  for (let waited = 0; spawnSync("redis-cli", ["-p", String(port), "ping"]).stdout?.toString().trim() !== "PONG"; waited += 20) {
+    if (waited > 5000) throw new Error("redis-server did not start");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  process.env["AIOKV_BENCH_REDIS"] = `redis://127.0.0.1:${port}`;
+  return () => void server.kill();
+}
+const stopRedis = await startRedis();
+
 const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] ?? NaN;
 const started = Date.now();
 const results: Array<{ workload: Workload; title: string; rows: Row[] }> = [];
 for (const plan of plans) {
   const rows: Row[] = [];
-  for (const name of plan.systems) {
-    const runs: Measured[] = [];
-    let failure: string | undefined;
-    for (let r = 0; r < repeats && failure === undefined; r++) {
+  // Repeats go round the systems, not one system at a time: a noisy minute on a shared machine
+  // then lands on every system alike instead of on whichever was running.
+  const runsOf = new Map<string, Measured[]>(plan.systems.map((name) => [name, []]));
+  const failures = new Map<string, string>();
+  for (let r = 0; r < repeats; r++) {
+    for (const name of plan.systems) {
+      if (failures.has(name)) continue;
       const outcome = await cell({ system: name, workload: plan.workload, counts });
-      if (typeof outcome === "string") failure = outcome;
-      else runs.push(outcome);
+      if (typeof outcome === "string") failures.set(name, outcome);
+      else runsOf.get(name)?.push(outcome);
     }
+  }
+  for (const name of plan.systems) {
+    const runs = runsOf.get(name) ?? [];
+    const failure = failures.get(name);
     const system = systemNamed(name);
     const rates = runs.map((m) => (m.ops * 1000) / m.ms);
     rows.push({
@@ -139,6 +163,8 @@ for (const plan of plans) {
   results.push({ workload: plan.workload, title: plan.title, rows });
   console.log(table(plan.workload, plan.title, rows));
 }
+
+stopRedis?.();
 
 const machine = {
   cpu: cpus()[0]?.model ?? "?",

@@ -23,7 +23,7 @@ export interface Store {
 }
 
 /** What a resolved set promises; each system is compared with the raw limit that promises the same. */
-export type Promised = "synced" | "unsynced" | "in memory";
+export type Promised = "synced" | "unsynced" | "in memory" | "in redis";
 
 export interface System {
   readonly name: string;
@@ -62,6 +62,71 @@ function aiokv(name: string, promised: Promised, note: string, backend: (dir: st
 }
 
 const memoryStores = new Map<string, MemoryBackend>();
+
+/** The local redis-server that `pnpm bench` starts; each cell's directory names its key. */
+function redisUrl(): string {
+  const url = process.env["AIOKV_BENCH_REDIS"];
+  if (!url) throw new Error("redis-server is not installed");
+  return url;
+}
+
+// Loaded by the Redis cells only: the other cells' workers do not pay for loading them.
+const redisClient = async (): Promise<import("ioredis").Redis> => new (await import("ioredis")).Redis(redisUrl());
+
+/** Writes `entries` as the document's JSON text under the key, as aiokv would find it. */
+async function setRedis(key: string, entries: Record<string, unknown>): Promise<void> {
+  const client = await redisClient();
+  await client.set(key, JSON.stringify(entries));
+  await client.quit();
+}
+
+const redisSystems: Record<string, System> = {
+  "aiokv (redis)": {
+    name: "aiokv (redis)",
+    promised: "in redis",
+    note: "RedisBackend on a local redis-server (no persistence): fenced writes of the whole document",
+    open: async (dir) => {
+      const { RedisBackend } = await import("@aiokv/redis-backend");
+      const kv = new AioKV(new RedisBackend({ url: redisUrl(), key: dir }));
+      return { set: (k, v) => kv.set(k, v as never), get: (k) => kv.get(k), close: () => kv.close() };
+    },
+    prefill: (dir, entries) => setRedis(dir, entries),
+  },
+  "keyv + @keyv/redis": {
+    name: "keyv + @keyv/redis",
+    promised: "in redis",
+    note: "one Redis key per entry, no lock",
+    open: async (dir) => {
+      const { default: KeyvRedis } = await import("@keyv/redis");
+      const keyv = new Keyv({ store: new KeyvRedis(redisUrl()), namespace: dir });
+      return { set: (k, v) => keyv.set(k, v), get: (k) => keyv.get(k), close: () => keyv.disconnect() };
+    },
+    prefill: (dir, entries) => prefillBySets(redisSystems["keyv + @keyv/redis"] as System, dir, entries),
+  },
+  "raw stringify + SET": {
+    name: "raw stringify + SET",
+    promised: "in redis",
+    note: "the limit: JSON.stringify of the document and one SET per set",
+    open: async (dir) => {
+      const client = await redisClient();
+      const data = JSON.parse((await client.get(dir)) ?? "{}") as Record<string, unknown>;
+      let tail: Promise<unknown> = Promise.resolve();
+      return {
+        set: (k, v) => {
+          data[k] = v;
+          tail = tail.then(() => client.set(dir, JSON.stringify(data)));
+          return tail;
+        },
+        get: async (k) => structuredClone(data[k]),
+        close: async () => {
+          await tail;
+          await client.quit();
+        },
+      };
+    },
+    prefill: (dir, entries) => setRedis(dir, entries),
+  },
+};
 
 export const systems: Record<string, System> = {
   "aiokv (sync)": aiokv("aiokv (sync)", "synced", "default: file and directory fsynced before a set resolves", (dir) => new FileBackend(jsonFile(dir))),
@@ -129,6 +194,7 @@ export const systems: Record<string, System> = {
     },
     prefill: (dir, entries) => prefillBySets(systems["unstorage (fs)"] as System, dir, entries),
   },
+  ...redisSystems,
 };
 
 /** One JSON.stringify + temp file + rename per set, one set at a time; with fsync of file and directory when synced. */

@@ -4,21 +4,28 @@
 // fail with a clear error while a program owns the file instead of being overwritten by it.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { isStoreFormatError, isStoreIOError, isStoreLockedError, type JsonValue, type Logger } from "@aiokv/core";
+import { isStoreFormatError, isStoreIOError, isStoreLockedError, type AioKVOptions, type JsonValue, type Logger } from "@aiokv/core";
+import type { FileBackendOptions } from "@aiokv/fs-backend";
 import { AioKV } from "./aiokv.js";
 
-const usage = `Usage: aiokv <command> <file> [arguments]
+const usage = `Usage: aiokv <command> <store> [arguments]
+
+A store is a file path, or a Redis URL with the key after # (redis://host:6379#bot:state) or
+in --key; Redis needs @aiokv/redis-backend installed beside aiokv.
 
 Commands:
-  get <file> <key>           print the key's value as JSON (exit 1 when absent)
-  set <file> <key> [json]    store a JSON value (quote strings: '"text"'); no value: the unix time
-  delete <file> <key>        remove a key
-  list <file> [--json]       print the keys, one per line; --json prints the whole document
-  clear <file>               remove every key and the file
-  check <file>               exit 0 when the file is a valid store; say where it is not
-  quarantine <file>          move an unreadable file aside (<file>.corrupt-<time>), keeping it
+  get <store> <key>          print the key's value as JSON (exit 1 when absent)
+  set <store> <key> [json]   store a JSON value (quote strings: '"text"'); no value: the unix time
+  delete <store> <key>       remove a key
+  list <store> [--json]      print the keys, one per line; --json prints the whole document
+  clear <store>              remove every key and the file (or Redis key)
+  check <store>              exit 0 for a valid store; say where it is not
+  quarantine <store>         move an unreadable store aside (<store>.corrupt-<time>), keeping it
+  copy <from> <to>           copy a store, such as a file to Redis; a non-empty <to> needs --force
 
 Options:
+  --key <key>     the Redis key of a redis:// store that names none after #
+  --force         with copy: replace a target store that holds keys
   --json          with list: print the document as JSON
   --no-sync       with set, delete, clear: do not fsync (faster, not durable on power loss)
   -h, --help      print this help
@@ -45,6 +52,8 @@ async function main(args: string[], out: (text: string) => void, err: (text: str
       allowPositionals: true,
       options: {
         json: { type: "boolean", default: false },
+        key: { type: "string" },
+        force: { type: "boolean", default: false },
         "no-sync": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "v", default: false },
@@ -66,8 +75,8 @@ async function main(args: string[], out: (text: string) => void, err: (text: str
   const [command, file, ...rest] = positionals;
   try {
     if (command === undefined) throw new UsageError("missing command");
-    if (file === undefined) throw new UsageError(`${command}: missing file`);
-    return await run(command, file, rest, { json: values.json, sync: !values["no-sync"] }, out, err);
+    if (file === undefined) throw new UsageError(`${command}: missing store`);
+    return await run(command, file, rest, { json: values.json, sync: !values["no-sync"], key: values.key, force: values.force }, out, err);
   } catch (error) {
     if (error instanceof UsageError) {
       err(error.showUsage ? `aiokv: ${error.message}\n\n${usage}` : `aiokv: ${error.message}`);
@@ -82,23 +91,24 @@ async function run(
   command: string,
   file: string,
   args: string[],
-  options: { json: boolean; sync: boolean },
+  options: { json: boolean; sync: boolean; key: string | undefined; force: boolean },
   out: (text: string) => void,
   err: (text: string) => void,
 ): Promise<number> {
   const expect = (count: number, names: string): void => {
-    if (args.length !== count) throw new UsageError(`${command}: expected ${names || "no more arguments"} after the file`);
+    if (args.length !== count) throw new UsageError(`${command}: expected ${names || "no more arguments"} after the store`);
   };
   // delete() and clear() report their failures through the logger and resolve false.
   let failure: unknown;
   const logger: Logger = { error: (_message, error) => void (failure ??= error) };
   const reading = { lock: false, logger };
   const writing = { sync: options.sync, logger };
+  const open = (target: string, settings: AioKVOptions & FileBackendOptions): Promise<AioKV> => openStore(target, options.key, settings);
   switch (command) {
     case "get": {
       expect(1, "a key");
       const key = args[0] ?? "";
-      const kv = new AioKV(file, reading);
+      await using kv = await open(file, reading);
       if (!(await kv.has(key))) {
         err(`aiokv: key ${JSON.stringify(key)} is not in ${JSON.stringify(kv.location)}`);
         return 1;
@@ -107,49 +117,82 @@ async function run(
       return 0;
     }
     case "set": {
-      if (args.length !== 1 && args.length !== 2) throw new UsageError("set: expected a key and an optional JSON value after the file");
+      if (args.length !== 1 && args.length !== 2) throw new UsageError("set: expected a key and an optional JSON value after the store");
       const [key = "", text] = args;
       const value = text === undefined ? undefined : parseValue(text);
-      await using kv = new AioKV(file, writing);
+      await using kv = await open(file, writing);
       await kv.set(key, value);
       return 0;
     }
     case "delete": {
       expect(1, "a key");
-      await using kv = new AioKV(file, writing);
+      await using kv = await open(file, writing);
       if (await kv.delete(args[0] ?? "")) return 0;
       throw failure;
     }
     case "list": {
       expect(0, "");
-      const kv = new AioKV(file, reading);
+      await using kv = await open(file, reading);
       if (options.json) out(JSON.stringify(await kv.getAll(), null, 2));
       else for (const key of await kv.keys()) out(key);
       return 0;
     }
     case "clear": {
       expect(0, "");
-      await using kv = new AioKV(file, writing);
+      await using kv = await open(file, writing);
       if (await kv.clear()) return 0;
       throw failure;
     }
     case "check": {
       expect(0, "");
-      const kv = new AioKV(file, reading);
+      await using kv = await open(file, reading);
       const keys = await kv.keys();
       out(`${kv.location}: a valid store of ${keys.length} ${keys.length === 1 ? "key" : "keys"}`);
       return 0;
     }
     case "quarantine": {
       expect(0, "");
-      await using kv = new AioKV(file, { ...writing, logger: { error: () => {} } });
+      await using kv = await open(file, { ...writing, logger: { error: () => {} } });
       const moved = await kv.quarantine();
       out(moved === undefined ? `${kv.location}: no file, nothing moved` : `moved ${kv.location} to ${moved}`);
+      return 0;
+    }
+    case "copy": {
+      expect(1, "a target store");
+      await using from = await open(file, reading);
+      await using to = await open(args[0] ?? "", writing);
+      const document = await from.getAll();
+      const present = await to.keys();
+      if (present.length > 0 && !options.force) {
+        err(`aiokv: ${to.location} holds ${present.length} ${present.length === 1 ? "key" : "keys"}; --force replaces them`);
+        return 1;
+      }
+      // Called together, the clear and the new keys go to the target in one write.
+      const cleared = to.clear();
+      await to.setMany(document);
+      if (!(await cleared)) throw failure;
+      out(`copied ${Object.keys(document).length} keys from ${from.location} to ${to.location}`);
       return 0;
     }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
+}
+
+/** A file store, or a Redis one for a redis:// URL (its key after #, or `--key`). */
+async function openStore(target: string, key: string | undefined, options: AioKVOptions & FileBackendOptions): Promise<AioKV> {
+  if (!/^rediss?:\/\//.test(target)) return new AioKV(target, options);
+  const hash = target.indexOf("#");
+  const url = hash === -1 ? target : target.slice(0, hash);
+  const name = hash === -1 ? key : target.slice(hash + 1);
+  if (!name) throw new UsageError(`${target}: a Redis store needs a key, after # or in --key`);
+  let redis: typeof import("@aiokv/redis-backend");
+  try {
+    redis = await import("@aiokv/redis-backend");
+  } catch {
+    throw new Error("redis:// stores need @aiokv/redis-backend: npm install @aiokv/redis-backend");
+  }
+  return new AioKV(new redis.RedisBackend({ url, key: name }), options);
 }
 
 function parseValue(text: string): JsonValue {

@@ -123,7 +123,7 @@ describe("aiokv command", () => {
     for (const args of [[], ["get"], ["get", file], ["frobnicate", file], ["list", file, "extra"], ["--bogus"]]) {
       const ran = await aiokv(...args);
       expect({ args, code: ran.code }).toStrictEqual({ args, code: 2 });
-      expect(ran.stderr).toContain("Usage: aiokv <command> <file>");
+      expect(ran.stderr).toContain("Usage: aiokv <command> <store>");
     }
     expect(await aiokv("set", file, "a", "hello")).toStrictEqual({
       code: 2,

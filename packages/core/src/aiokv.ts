@@ -359,12 +359,18 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   close(): Promise<void> {
     this.#closing ??= this.#lock.run(async () => {
       await this.#queue.settled();
-      if (!this.#owned) return;
-      this.#owned = false;
+      if (this.#owned) {
+        this.#owned = false;
+        try {
+          await this.#backend.unlock?.();
+        } catch (error) {
+          this.#logger.error(`Cannot release the lock of store ${JSON.stringify(this.location)}`, error);
+        }
+      }
       try {
-        await this.#backend.unlock?.();
+        await this.#backend.close?.();
       } catch (error) {
-        this.#logger.error(`Cannot release the lock of store ${JSON.stringify(this.location)}`, error);
+        this.#logger.error(`Cannot close the backend of store ${JSON.stringify(this.location)}`, error);
       }
     });
     return this.#closing;

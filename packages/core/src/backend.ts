@@ -41,4 +41,6 @@ export interface Backend {
    * store starts empty (`quarantine()`). Resolves the new location; `undefined` when there is none.
    */
   moveAside?(suffix: string): Promise<string | undefined>;
+  /** Optional: releases what the backend holds open (a connection), called by the store's `close()` after `unlock()`. */
+  close?(): Promise<void>;
 }
