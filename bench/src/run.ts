@@ -18,7 +18,7 @@ const { values } = parseArgs({ options: { smoke: { type: "boolean", default: fal
 const smoke = values.smoke === true;
 const counts: Counts = smoke
   ? { sequential: 20, bigStore: 200, bigSets: 5, concurrent: 50, trickle: 10, getStore: 100, gets: 1000, coldStore: 200, budgetMs: 500 }
-  : { sequential: 500, bigStore: 10_000, bigSets: 200, concurrent: 1000, trickle: 200, getStore: 1000, gets: 100_000, coldStore: 10_000, budgetMs: 1500 };
+  : { sequential: 500, bigStore: 10_000, bigSets: 200, concurrent: 1000, trickle: 200, getStore: 1000, gets: 100_000, coldStore: 10_000, budgetMs: 1000 };
 const repeats = smoke ? 1 : 3;
 const timeoutMs = smoke ? 30_000 : 15_000;
 const outDir = values.out ?? (smoke ? join(tmpdir(), "aiokv-bench-smoke") : fileURLToPath(new URL("../results", import.meta.url)));

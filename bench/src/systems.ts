@@ -5,16 +5,10 @@ import { join } from "node:path";
 import { AioKV } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { MemoryBackend } from "@aiokv/memory-backend";
-import Conf from "conf";
-import Keyv from "keyv";
-import { KeyvFile } from "keyv-file";
-import { JSONFilePreset } from "lowdb/node";
-import nodePersist from "node-persist";
-import { createStorage, type Driver } from "unstorage";
-import fsDriverUntyped from "unstorage/drivers/fs";
+import type { Driver } from "unstorage";
 
-// The driver's declaration resolves to an error type under the linter's project service.
-const fsDriver = fsDriverUntyped as unknown as (options: { base: string }) => Driver;
+// Each system's modules are loaded by its own cells only (before anything is timed), so that a
+// cell's worker does not pay for loading every peer.
 
 export interface Store {
   set(key: string, value: unknown): Promise<unknown>;
@@ -98,6 +92,7 @@ const redisSystems: Record<string, System> = {
     note: "one Redis key per entry, no lock",
     open: async (dir) => {
       const { default: KeyvRedis } = await import("@keyv/redis");
+      const { default: Keyv } = await import("keyv");
       const keyv = new Keyv({ store: new KeyvRedis(redisUrl()), namespace: dir });
       return { set: (k, v) => keyv.set(k, v), get: (k) => keyv.get(k), close: () => keyv.disconnect() };
     },
@@ -141,6 +136,7 @@ export const systems: Record<string, System> = {
     promised: "unsynced",
     note: "steno: temp file + rename, no fsync",
     open: async (dir) => {
+      const { JSONFilePreset } = await import("lowdb/node");
       const db = await JSONFilePreset<Record<string, unknown>>(jsonFile(dir), {});
       return {
         set: (k, v) => db.update((data) => void (data[k] = v)),
@@ -155,6 +151,7 @@ export const systems: Record<string, System> = {
     promised: "synced",
     note: "sync API; atomically: temp + fsync + rename, no directory fsync; get reads the file",
     open: async (dir) => {
+      const { default: Conf } = await import("conf");
       const conf = new Conf<Record<string, unknown>>({ cwd: dir, configName: "state", projectName: "bench" });
       return { set: async (k, v) => conf.set(k, v), get: async (k) => conf.get(k), close: async () => {} };
     },
@@ -168,6 +165,7 @@ export const systems: Record<string, System> = {
     promised: "unsynced",
     note: "writeDelay 0; writes the file in place (not atomic); a set during a write resolves with it",
     open: async (dir) => {
+      const [{ default: Keyv }, { KeyvFile }] = await Promise.all([import("keyv"), import("keyv-file")]);
       const keyv = new Keyv({ store: new KeyvFile({ filename: jsonFile(dir), writeDelay: 0 }) });
       return { set: (k, v) => keyv.set(k, v), get: (k) => keyv.get(k), close: () => keyv.disconnect() };
     },
@@ -178,6 +176,7 @@ export const systems: Record<string, System> = {
     promised: "unsynced",
     note: "one file per key, written in place (not atomic)",
     open: async (dir) => {
+      const { default: nodePersist } = await import("node-persist");
       const storage = nodePersist.create({ dir: join(dir, "persist") });
       await storage.init();
       return { set: (k, v) => storage.setItem(k, v), get: (k) => storage.getItem(k) as Promise<unknown>, close: async () => {} };
@@ -189,6 +188,9 @@ export const systems: Record<string, System> = {
     promised: "unsynced",
     note: "fs driver: one file per key, written in place (not atomic)",
     open: async (dir) => {
+      const [{ createStorage }, { default: fsDriverUntyped }] = await Promise.all([import("unstorage"), import("unstorage/drivers/fs")]);
+      // The driver's declaration resolves to an error type under the linter's project service.
+      const fsDriver = fsDriverUntyped as unknown as (options: { base: string }) => Driver;
       const storage = createStorage({ driver: fsDriver({ base: join(dir, "unstorage") }) });
       return { set: (k, v) => storage.setItem(k, v as never), get: (k) => storage.getItem(k), close: () => storage.dispose() };
     },
