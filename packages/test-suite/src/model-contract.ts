@@ -56,6 +56,40 @@ const commands = [
     },
     toString: () => "clear()",
   }),
+  fc.tuple(key, value).map(([k, v]): Command => ({
+    check: () => true,
+    run: async (model, real) => {
+      // update() sees the current value (or the fallback) and stores what it returns.
+      const seen = await real.kv.update(k, (current: JsonValue) => [current, v], "absent");
+      expect(seen).toStrictEqual(normal([model.has(k) ? (model.get(k) ?? null) : "absent", v]));
+      model.set(k, seen);
+    },
+    toString: () => `update(${JSON.stringify(k)}, current => [current, ${JSON.stringify(v)}])`,
+  })),
+  fc.array(fc.tuple(key, value), { maxLength: 4 }).map((pairs): Command => ({
+    check: () => true,
+    run: async (model, real) => {
+      await real.kv.setMany(pairs);
+      for (const [k, v] of pairs) model.set(k, normal(v));
+    },
+    toString: () => `setMany(${JSON.stringify(pairs)})`,
+  })),
+  fc.array(key, { maxLength: 4 }).map((keys): Command => ({
+    check: () => true,
+    run: async (model, real) => {
+      expect(await real.kv.deleteMany(keys)).toBe(true);
+      for (const k of keys) model.delete(k);
+    },
+    toString: () => `deleteMany(${JSON.stringify(keys)})`,
+  })),
+  key.map((k): Command => ({
+    check: () => true,
+    run: async (model, real) => {
+      expect(await real.kv.has(k)).toBe(model.has(k));
+      expect((await real.kv.keys()).toSorted()).toStrictEqual([...model.keys()].toSorted());
+    },
+    toString: () => `has(${JSON.stringify(k)}), keys()`,
+  })),
   fc.constant<Command>({
     check: () => true,
     run: async (model, real) => {
@@ -67,8 +101,8 @@ const commands = [
 ];
 
 /**
- * Registers property tests that drive random sequences of set, get, delete, getAll, clear and
- * reopen against a plain Map, one by one and all at once.
+ * Registers property tests that drive random sequences of set, get, delete, update, setMany,
+ * deleteMany, has, keys, getAll, clear and reopen against a plain Map, one by one and all at once.
  *
  * @param name The backend's name, for the test titles.
  * @param makeHarness Makes a fresh harness per run.
@@ -125,22 +159,38 @@ export function modelContract(name: string, makeHarness: HarnessFactory, numRuns
     });
 
     it("random operations called all at once take effect in call order, as the Map does", async () => {
-      type Op = ["set", string, JsonValue] | ["delete", string] | ["clear"];
+      type Op = ["set", string, JsonValue] | ["delete", string] | ["clear"] | ["increment", string] | ["deleteMany", string[]];
       const op: fc.Arbitrary<Op> = fc.oneof(
         fc.tuple(fc.constant("set" as const), key, value),
         fc.tuple(fc.constant("delete" as const), key),
         fc.tuple(fc.constant("clear" as const)),
+        fc.tuple(fc.constant("increment" as const), key),
+        fc.tuple(fc.constant("deleteMany" as const), fc.array(key, { maxLength: 3 })),
       );
+      const increment = (current: JsonValue | undefined): number => (typeof current === "number" ? current + 1 : 1);
       await fc.assert(
         fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
           const h = await makeHarness();
           const kv = new AioKV(h.backend());
           const model: Model = new Map();
-          const calls = ops.map((o) => {
-            if (o[0] === "set") model.set(o[1], normal(o[2]));
-            else if (o[0] === "delete") model.delete(o[1]);
-            else model.clear();
-            return o[0] === "set" ? kv.set(o[1], o[2]) : o[0] === "delete" ? kv.delete(o[1]) : kv.clear();
+          const calls = ops.map((o): Promise<unknown> => {
+            switch (o[0]) {
+              case "set":
+                model.set(o[1], normal(o[2]));
+                return kv.set(o[1], o[2]);
+              case "delete":
+                model.delete(o[1]);
+                return kv.delete(o[1]);
+              case "clear":
+                model.clear();
+                return kv.clear();
+              case "increment":
+                model.set(o[1], increment(model.get(o[1])));
+                return kv.update(o[1], (current: JsonValue) => increment(current), null);
+              case "deleteMany":
+                for (const k of o[1]) model.delete(k);
+                return kv.deleteMany(o[1]);
+            }
           });
           await Promise.all(calls);
           await kv.close();
