@@ -131,13 +131,18 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   set(key: UntypedKey<T>, value?: JsonValue): Promise<void>;
   set<K extends StoreKey<T>>(key: K, value: StoreValue<T, K>): Promise<void>;
   set(key: TimestampKey<T>, value?: undefined): Promise<void>;
-  async set(key: string, value?: unknown): Promise<void> {
-    checkKey(key, "set");
-    this.#checkOpen("set");
-    const json = this.#toJson(key, value === undefined ? Math.floor(this.#clock() / 1000) : value);
-    const staged = this.#step("open", () => this.#queue.stage((batch) => batch.changes.set(key, json)));
-    // Awaited only when queued: awaiting a plain value would still cost a turn per set.
-    await (staged instanceof Promise ? (await staged).done : staged.done);
+  set(key: string, value?: unknown): Promise<void> {
+    // Not async: on the fast path every set of a batch returns the batch's one promise, so a
+    // burst of sets allocates no promise per call. Errors still come back as rejections.
+    try {
+      checkKey(key, "set");
+      this.#checkOpen("set");
+      const json = this.#toJson(key, value === undefined ? Math.floor(this.#clock() / 1000) : value);
+      const staged = this.#step("open", () => this.#queue.stage((batch) => batch.changes.set(key, json)));
+      return staged instanceof Promise ? staged.then(({ done }) => done) : staged.done;
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   /**
