@@ -17,8 +17,8 @@ import type { Counts, Measured, Workload } from "./workloads.js";
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, out: { type: "string" } } });
 const smoke = values.smoke === true;
 const counts: Counts = smoke
-  ? { sequential: 20, bigStore: 200, bigSets: 5, concurrent: 50, trickle: 10, getStore: 100, gets: 1000, coldStore: 200, budgetMs: 500 }
-  : { sequential: 500, bigStore: 10_000, bigSets: 200, concurrent: 1000, trickle: 200, getStore: 1000, gets: 100_000, coldStore: 10_000, budgetMs: 1000 };
+  ? { sequential: 20, bigStore: 200, bigSets: 5, concurrent: 50, bursts: 2, trickle: 10, getStore: 100, gets: 1000, coldStore: 200, budgetMs: 500 }
+  : { sequential: 500, bigStore: 10_000, bigSets: 200, concurrent: 1000, bursts: 10, trickle: 200, getStore: 1000, gets: 100_000, coldStore: 10_000, budgetMs: 1000 };
 const repeats = smoke ? 1 : 3;
 const timeoutMs = smoke ? 30_000 : 15_000;
 const outDir = values.out ?? (smoke ? join(tmpdir(), "aiokv-bench-smoke") : fileURLToPath(new URL("../results", import.meta.url)));
@@ -56,7 +56,7 @@ export const plans: Plan[] = [
   },
   {
     workload: "concurrent",
-    title: `${counts.concurrent} sets started at once and awaited together, then counted after a reopen`,
+    title: `up to ${counts.bursts} bursts of ${counts.concurrent} sets started at once and awaited together, then counted after a reopen`,
     systems: [...aiokv, ...peers, ideal(true), ideal(false), ...redis],
     limit: bySync(ideal),
   },
