@@ -128,6 +128,12 @@ describe.skipIf(!haveRedis)("RedisBackend on a real redis-server", () => {
     expect(await clients()).toBe(before);
     expect(await admin.exists(`${key}.lock`)).toBe(0);
     expect(await open(key).get("a")).toBe(1);
+    // A store closed before any use never connects at all.
+    const connections = async (): Promise<number> => Number(/total_connections_received:(\d+)/.exec(await admin.info("stats"))?.[1]);
+    const made = await connections();
+    const unused = new AioKV(new RedisBackend({ url: server.url, key }));
+    await unused.close();
+    expect(await connections()).toBe(made);
   });
 
   it("a server killed mid-storm: pending writes reject, acknowledged ones survive the AOF restart, then it works again", async () => {
