@@ -4,7 +4,8 @@
  *
  * Reject with the underlying error (AioKV wraps it, keeping it as `cause`), except for absence,
  * which is a value: `read()` resolves `undefined` and `remove()` resolves. The document goes out
- * as UTF-8 bytes (AioKV keeps unchanged parts of a large document encoded) and comes back as text.
+ * as UTF-8 bytes in pieces (AioKV keeps unchanged parts of a large document encoded, and a file
+ * writes them with one `writev`, without copying them together) and comes back as text.
  *
  * @example
  * ```ts
@@ -14,7 +15,7 @@
  *   readonly location = "string:demo";
  *   #text: string | undefined;
  *   async read() { return this.#text; }
- *   async write(data: Uint8Array) { this.#text = new TextDecoder().decode(data); }
+ *   async write(pieces: readonly Uint8Array[]) { this.#text = new TextDecoder().decode(Buffer.concat(pieces)); }
  *   async remove() { this.#text = undefined; }
  * }
  * ```
@@ -24,8 +25,11 @@ export interface Backend {
   readonly location: string;
   /** The document's text, or `undefined` when there is none. An empty file reads as `""`. */
   read(): Promise<string | undefined>;
-  /** Replaces the document whole with these UTF-8 bytes; a reader sees the old text or the new, never a mix. */
-  write(data: Uint8Array): Promise<void>;
+  /**
+   * Replaces the document whole with these UTF-8 bytes, given in pieces to be written one after
+   * the other; a reader sees the old text or the new, never a mix.
+   */
+  write(pieces: readonly Uint8Array[]): Promise<void>;
   /** Removes the document. Resolves when it is already absent. */
   remove(): Promise<void>;
   /**

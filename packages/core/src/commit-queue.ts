@@ -82,7 +82,11 @@ export class CommitQueue {
   /** The document's text as of every change staged so far; call after `ready()`. */
   render(): string {
     const stored = this.#stored ?? new StoredDocument(this.#backend.location);
-    return new TextDecoder().decode(stored.render(combine(this.#writing, this.#pending)));
+    const decoder = new TextDecoder();
+    return stored
+      .render(combine(this.#writing, this.#pending))
+      .map((piece) => decoder.decode(piece, { stream: true }))
+      .join("");
   }
 
   /**
@@ -152,7 +156,7 @@ export class CommitQueue {
     }
   }
 
-  async #persist(batch: Batch, data: Uint8Array): Promise<void> {
+  async #persist(batch: Batch, data: Uint8Array[]): Promise<void> {
     const remove = batch.cleared && isEmptyDocument(data);
     try {
       await (remove ? this.#backend.remove() : this.#backend.write(data));

@@ -103,8 +103,11 @@ export class StoredDocument {
     return this.#line(slot).slice(JSON.stringify(key).length + 2);
   }
 
-  /** The document's UTF-8 bytes with `batch` applied, leaving this document as it is. */
-  render(batch?: Batch): Uint8Array {
+  /**
+   * The document's UTF-8 bytes with `batch` applied, leaving this document as it is: in pieces
+   * to write one after the other, each whole lines, so that unchanged chunks are never copied.
+   */
+  render(batch?: Batch): Uint8Array[] {
     this.#index();
     const patched = new Map<number, string | undefined>();
     const appended: string[] = [];
@@ -122,7 +125,7 @@ export class StoredDocument {
       if (text.length > 0) parts.push(text);
     }
     if (appended.length > 0) parts.push(encoder.encode(appended.join(separator)));
-    return parts.length === 0 ? bytes.empty : concat(parts);
+    return parts.length === 0 ? [bytes.empty] : frame(parts);
   }
 
   /** Applies `batch` in place. */
@@ -223,28 +226,20 @@ export function combine(a: Batch | undefined, b: Batch | undefined): Batch {
   return { cleared: (a?.cleared ?? false) || (b?.cleared ?? false), changes };
 }
 
-/** Whether `data` is the text of an empty document. */
-export function isEmptyDocument(data: Uint8Array): boolean {
-  return data.length === bytes.empty.length;
+/** Whether `pieces` are the text of an empty document. */
+export function isEmptyDocument(pieces: readonly Uint8Array[]): boolean {
+  return pieces.length === 1 && pieces[0] === bytes.empty;
 }
 
-/** The document from its chunks: `{`, the chunks between separators, `}`. */
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = bytes.open.length + bytes.close.length + bytes.separator.length * (parts.length - 1);
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  out.set(bytes.open, 0);
-  let offset = bytes.open.length;
+/** The document's pieces: `{`, the chunks between separators, `}`. */
+function frame(parts: Uint8Array[]): Uint8Array[] {
+  const pieces: Uint8Array[] = [bytes.open];
   for (const [i, part] of parts.entries()) {
-    if (i > 0) {
-      out.set(bytes.separator, offset);
-      offset += bytes.separator.length;
-    }
-    out.set(part, offset);
-    offset += part.length;
+    if (i > 0) pieces.push(bytes.separator);
+    pieces.push(part);
   }
-  out.set(bytes.close, offset);
-  return out;
+  pieces.push(bytes.close);
+  return pieces;
 }
 
 function jsonKind(data: unknown): string {

@@ -102,7 +102,7 @@ export class FileBackend implements Backend {
     }
   }
 
-  async write(data: Uint8Array): Promise<void> {
+  async write(pieces: readonly Uint8Array[]): Promise<void> {
     const { target, existing } = await this.#target();
     // Beside the target: rename is atomic only within one file system.
     const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}${tempSuffix}`);
@@ -112,7 +112,7 @@ export class FileBackend implements Backend {
       handle = file;
       // Independent calls on the thread pool run side by side: only the data is on the critical path.
       await Promise.all([
-        writeAll(file, data),
+        writeAll(file, pieces),
         file.chmod(existing ? existing.mode & 0o7777 : this.#mode),
         existing && process.getuid?.() === 0 ? file.chown(existing.uid, existing.gid) : undefined,
       ]);
@@ -205,15 +205,36 @@ async function openNew(path: string): Promise<FileHandle> {
   }
 }
 
-// A short write (a filling disk, RLIMIT_FSIZE) writes the rest again, which then fails with the
-// real error (ENOSPC, EFBIG) instead of leaving a truncated file to be renamed into place.
-async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    const { bytesWritten } = await handle.write(data, offset, data.length - offset, offset);
-    if (bytesWritten <= 0) throw new Error(`Cannot write: the file system accepted 0 of ${data.length - offset} bytes`);
-    offset += bytesWritten;
+// One writev of every piece. A short write (a filling disk, RLIMIT_FSIZE, more pieces than
+// IOV_MAX) writes the rest again, which then fails with the real error (ENOSPC, EFBIG) instead of
+// leaving a truncated file to be renamed into place.
+async function writeAll(handle: FileHandle, pieces: readonly Uint8Array[]): Promise<void> {
+  let rest = pieces.filter((piece) => piece.length > 0);
+  let position = 0;
+  while (rest.length > 0) {
+    const { bytesWritten } = await handle.writev(rest, position);
+    if (bytesWritten <= 0) throw new Error(`Cannot write: the file system accepted 0 of ${byteLength(rest)} bytes`);
+    position += bytesWritten;
+    rest = dropBytes(rest, bytesWritten);
   }
+}
+
+function byteLength(pieces: readonly Uint8Array[]): number {
+  return pieces.reduce((total, piece) => total + piece.length, 0);
+}
+
+/** The pieces after their first `count` bytes. */
+function dropBytes(pieces: readonly Uint8Array[], count: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  let skip = count;
+  for (const piece of pieces) {
+    if (skip >= piece.length) skip -= piece.length;
+    else {
+      rest.push(skip > 0 ? piece.subarray(skip) : piece);
+      skip = 0;
+    }
+  }
+  return rest;
 }
 
 /** The file a path names, following symlinks even when the file they point to is absent. */

@@ -57,9 +57,9 @@ export class MemoryBackend implements Backend {
     }
   }
 
-  async write(data: Uint8Array): Promise<void> {
+  async write(pieces: readonly Uint8Array[]): Promise<void> {
     // Temp then rename, as the file does: a read during the write sees the old text or the new.
-    await this.#fs.writeFile(temp, data);
+    await this.#fs.writeFile(temp, Buffer.concat(pieces));
     await this.#fs.rename(temp, file);
   }
 

@@ -22,7 +22,7 @@ describe("MemoryBackend", () => {
 
   it("each instance has its own volume", async () => {
     const first = new MemoryBackend();
-    await first.write(new TextEncoder().encode("one"));
+    await first.write([new TextEncoder().encode("one")]);
     expect(await new MemoryBackend().read()).toBe(undefined);
     expect(await first.read()).toBe("one");
   });

@@ -6,7 +6,7 @@ export function memoryHarness(): Harness {
   const backend = new MemoryBackend({ name: "contract" });
   return {
     backend: () => backend,
-    plant: (text) => (text === undefined ? backend.remove() : backend.write(new TextEncoder().encode(text))),
+    plant: (text) => (text === undefined ? backend.remove() : backend.write([new TextEncoder().encode(text)])),
     peek: () => backend.read(),
     peekAt: (location) => backend.readAside(location),
   };

@@ -115,8 +115,8 @@ export class RedisBackend implements Backend {
     return (await this.#client.get(this.#key)) ?? undefined;
   }
 
-  async write(data: Uint8Array): Promise<void> {
-    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  async write(pieces: readonly Uint8Array[]): Promise<void> {
+    const bytes = Buffer.concat(pieces);
     if (this.#held === undefined) await this.#client.set(this.#key, bytes);
     else await this.#fenced(scripts.write, [], [bytes]);
     await this.#replicated();

@@ -288,7 +288,7 @@ export function apiContract(name: string, makeHarness: HarnessFactory): void {
     it("rejects, moving nothing, on a backend that cannot move a document aside", async () => {
       const h = await makeHarness();
       const inner = h.backend();
-      const kv = new AioKV({ location: inner.location, read: () => inner.read(), write: (d) => inner.write(d), remove: () => inner.remove() });
+      const kv = new AioKV({ location: inner.location, read: () => inner.read(), write: (pieces) => inner.write(pieces), remove: () => inner.remove() });
       await h.plant("{");
       await expect(kv.quarantine()).rejects.toThrow(
         `Cannot quarantine store ${JSON.stringify(kv.location)}: its backend cannot move a document aside (clear() removes it)`,

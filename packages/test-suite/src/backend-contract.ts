@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { HarnessFactory } from "./harness.js";
 
-const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
+/** The text as the one piece of a write. */
+const utf8 = (text: string): Uint8Array[] => [new TextEncoder().encode(text)];
 
 /**
  * Registers the tests every Backend must pass: read, write and remove of raw text.
@@ -35,6 +36,20 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
         expect(await backend.read()).toBe(text);
         expect(await h.peek()).toBe(text);
       }
+    });
+
+    it("write() stores its pieces one after the other, empty ones and split characters included", async () => {
+      const h = await makeHarness();
+      const backend = h.backend();
+      const bytes = new TextEncoder().encode('{"ü": "日本 🎉", "k": [1,2,3]}');
+      // Cut inside the multi-byte characters, with empty pieces between, and 2,000 pieces (beyond IOV_MAX).
+      const cuts = [0, 0, 3, 4, 9, 10, 11, 11, bytes.length];
+      const pieces = cuts.slice(1).map((end, i) => bytes.subarray(cuts[i], end));
+      await backend.write(pieces);
+      expect(await backend.read()).toBe('{"ü": "日本 🎉", "k": [1,2,3]}');
+      const many = Array.from({ length: 2000 }, (_, i) => new TextEncoder().encode(`${i % 10}`));
+      await backend.write(many);
+      expect(await h.peek()).toBe(Array.from({ length: 2000 }, (_, i) => `${i % 10}`).join(""));
     });
 
     it("write() replaces the whole document, a shorter text included", async () => {

@@ -50,13 +50,13 @@ export function instrumented(inner: Backend): Backend & {
     ...(inner.lock && { lock: () => inner.lock?.() ?? Promise.resolve() }),
     ...(inner.unlock && { unlock: () => inner.unlock?.() ?? Promise.resolve() }),
     ...(inner.moveAside && { moveAside: (suffix: string) => inner.moveAside?.(suffix) ?? Promise.resolve(undefined) }),
-    async write(data: Uint8Array): Promise<void> {
+    async write(pieces: readonly Uint8Array[]): Promise<void> {
       wrapper.writes++;
       const failure = wrapper.failNext;
       wrapper.failNext = undefined;
       await gate;
       if (failure) throw failure;
-      await inner.write(data);
+      await inner.write(pieces);
     },
   };
   return wrapper;
