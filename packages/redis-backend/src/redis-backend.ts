@@ -34,7 +34,8 @@ export interface RedisBackendOptions {
   readonly timeout?: number;
   /**
    * Wait after each write until this many replicas have it (`WAIT`), failing the write if they
-   * do not within `timeout`: a write is then on more than one machine when it resolves.
+   * do not within half of `timeout` (at most a third of `lockTtl`): a write is then on more than
+   * one machine when it resolves.
    * @default 0
    */
   readonly replicas?: number;
@@ -197,9 +198,13 @@ export class RedisBackend implements Backend {
 
   async #replicated(): Promise<void> {
     if (this.#replicas === 0) return;
-    const acknowledged = await this.#client.wait(this.#replicas, this.#timeout);
+    // WAIT holds the connection: at most half the timeout, so that its answer comes back before
+    // the command times out, and a third of the lock's ttl, so that a renewal queued behind it
+    // still comes in time.
+    const waitMs = Math.floor(Math.min(this.#timeout / 2, this.#ttl / 3));
+    const acknowledged = await this.#client.wait(this.#replicas, waitMs);
     if (acknowledged < this.#replicas) {
-      throw new Error(`only ${acknowledged} of ${this.#replicas} replicas acknowledged the write within ${this.#timeout} ms`);
+      throw new Error(`only ${acknowledged} of ${this.#replicas} replicas acknowledged the write within ${waitMs} ms`);
     }
   }
 }

@@ -191,6 +191,33 @@ describe.skipIf(!haveRedis)("RedisBackend on a real redis-server", () => {
     expect(JSON.parse((await admin.get(key)) ?? "")).toStrictEqual({ a: 3 });
   });
 
+  it("replicas: n waits for n replicas to hold each write, and rejects the write when they do not", async () => {
+    const key = freshKey();
+    const lonely = open(key, { replicas: 1, timeout: 300 });
+    const error = (await lonely.set("a", 1).catch((e: unknown) => e)) as StoreIOError;
+    expect(error).toBeInstanceOf(StoreIOError);
+    expect((error.cause as Error).message).toBe("only 0 of 1 replicas acknowledged the write within 150 ms");
+    await lonely.close();
+
+    await admin.config("SET", "repl-diskless-sync-delay", "0"); // sync a new replica at once, not after 5 s
+    const replica = await startRedis({ replicaOf: server.port });
+    onTestFinished(() => replica.stop());
+    const kv = open(key, { replicas: 1, timeout: 5000 });
+    // The replica acknowledges writes once its first sync with the primary is done.
+    for (let tries = 0; ; tries++) {
+      const outcome = await kv.set("a", 2).then(
+        () => "ok",
+        (e: unknown) => e,
+      );
+      if (outcome === "ok") break;
+      expect(outcome).toBeInstanceOf(StoreIOError); // not yet synced: 0 of 1 acknowledged
+      if (tries >= 20) throw outcome;
+    }
+    const mirror = new Redis(replica.url);
+    onTestFinished(() => mirror.disconnect());
+    expect(JSON.parse((await mirror.get(key)) ?? "")).toStrictEqual({ a: 2 });
+  });
+
   it("a refused connection rejects within the timeout, with the client's error as cause", async () => {
     const started = Date.now();
     const kv = new AioKV(new RedisBackend({ url: "redis://127.0.0.1:1", key: "k", timeout: 500 }), { logger: quiet });

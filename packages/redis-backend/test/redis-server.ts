@@ -41,13 +41,14 @@ async function freePort(): Promise<number> {
 
 /**
  * Starts a redis-server. `aof`: append-only file with `appendfsync always` (every acknowledged
- * write is on disk); otherwise no persistence at all.
+ * write is on disk); otherwise no persistence at all. `replicaOf`: a replica of the server on that port.
  */
-export async function startRedis(options: { aof?: boolean } = {}): Promise<RedisServer> {
+export async function startRedis(options: { aof?: boolean; replicaOf?: number } = {}): Promise<RedisServer> {
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), "aiokv-redis-"));
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--daemonize", "no", "--loglevel", "warning"];
   args.push(...(options.aof ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]));
+  if (options.replicaOf !== undefined) args.push("--replicaof", "127.0.0.1", String(options.replicaOf));
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
