@@ -175,8 +175,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     if (typeof fn !== "function") throw new TypeError(`Cannot update key ${JSON.stringify(key)}: expected a function, received ${typeof fn}`);
     this.#checkOpen("update");
     // Always under the lock, not the synchronous fast path: `fn` may await, and nothing may run between.
-    const { done, json } = await this.#lock.run(async () => {
-      await this.#open("open");
+    const { done, json } = await this.#locked("open", async () => {
       const current = this.#queue.lookup(key);
       const next = await (fn as (current: unknown) => unknown)(current === undefined ? fallback : JSON.parse(current));
       if (next === undefined) {
@@ -244,13 +243,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     const list = Array.from(keys as Iterable<unknown>);
     for (const key of list) checkKey(key, "delete");
     const names = list as string[];
-    return this.#tolerate(`Cannot delete keys ${names.map((key) => JSON.stringify(key)).join(", ")}`, "open", () => {
-      const present = names.filter((key) => this.#queue.has(key));
-      if (present.length === 0) return { done: undefined };
-      return this.#queue.stage((batch) => {
-        for (const key of present) batch.changes.set(key, undefined);
-      });
-    });
+    return this.#deleteKeys(names, `Cannot delete keys ${names.map((key) => JSON.stringify(key)).join(", ")}`);
   }
 
   /**
@@ -263,9 +256,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   async delete(key: StoreKey<T>): Promise<boolean> {
     checkKey(key, "delete");
     this.#checkOpen("delete");
-    return this.#tolerate(`Cannot delete key ${JSON.stringify(key)}`, "open", () =>
-      this.#queue.has(key) ? this.#queue.stage((batch) => batch.changes.set(key, undefined)) : { done: undefined },
-    );
+    return this.#deleteKeys([key], `Cannot delete key ${JSON.stringify(key)}`);
   }
 
   /**
@@ -324,8 +315,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    */
   async quarantine(): Promise<string | undefined> {
     this.#checkOpen("quarantine");
-    return this.#lock.run(async () => {
-      await this.#open("own");
+    return this.#locked("own", async () => {
       await this.#queue.settled();
       let problem: unknown;
       try {
@@ -366,19 +356,20 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       await this.#queue.settled();
       if (this.#owned) {
         this.#owned = false;
-        try {
-          await this.#backend.unlock?.();
-        } catch (error) {
-          this.#logger.error(`Cannot release the lock of store ${JSON.stringify(this.location)}`, error);
-        }
+        await this.#logFailure("release the lock of", () => this.#backend.unlock?.());
       }
-      try {
-        await this.#backend.close?.();
-      } catch (error) {
-        this.#logger.error(`Cannot close the backend of store ${JSON.stringify(this.location)}`, error);
-      }
+      await this.#logFailure("close the backend of", () => this.#backend.close?.());
     });
     return this.#closing;
+  }
+
+  /** Runs `step`; logs its error (`Cannot <what> store "…"`) instead of rejecting. */
+  async #logFailure(what: string, step: () => Promise<void> | undefined): Promise<void> {
+    try {
+      await step();
+    } catch (error) {
+      this.#logger.error(`Cannot ${what} store ${JSON.stringify(this.location)}`, error);
+    }
   }
 
   /** Closes the store: `await using kv = new AioKV(...)`. */
@@ -401,17 +392,27 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    */
   #step<R>(needs: Needs, step: () => R): R | Promise<R> {
     if (this.#lock.idle && (needs === "none" || (this.#isOwned && (needs === "own" || this.#queue.isReady)))) return step();
+    return this.#locked(needs, step);
+  }
+
+  /** Runs `step`, which may await, under the lock, once what `needs` says is true. */
+  #locked<R>(needs: Needs, step: () => R | Promise<R>): Promise<R> {
     return this.#lock.run(async () => {
-      await this.#open(needs);
+      if (needs !== "none") await this.#own();
+      if (needs === "open") await this.#queue.ready();
       return step();
     });
   }
 
-  /** Makes what `needs` says true: call with the lock held. */
-  async #open(needs: Needs): Promise<void> {
-    if (needs === "none") return;
-    await this.#own();
-    if (needs === "open") await this.#queue.ready();
+  /** Removes the present ones of `keys` in one write; resolves `false`, logged as `action`, on error. */
+  #deleteKeys(keys: string[], action: string): Promise<boolean> {
+    return this.#tolerate(action, "open", () => {
+      const present = keys.filter((key) => this.#queue.has(key));
+      if (present.length === 0) return { done: undefined };
+      return this.#queue.stage((batch) => {
+        for (const key of present) batch.changes.set(key, undefined);
+      });
+    });
   }
 
   get #isOwned(): boolean {

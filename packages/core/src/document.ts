@@ -1,6 +1,5 @@
 import { z } from "zod";
 import { CorruptStoreError, InvalidStoreShapeError } from "./errors.js";
-import { locateSyntaxError } from "./syntax-error.js";
 
 /** Changes that go to the backend in one write. */
 export interface Batch {
@@ -63,12 +62,14 @@ export class StoredDocument {
    * @throws {CorruptStoreError} When the text is not JSON.
    * @throws {InvalidStoreShapeError} When it is JSON but not an object.
    */
-  static parse(text: string, location: string, check?: LoadCheck): StoredDocument {
+  static async parse(text: string, location: string, check?: LoadCheck): Promise<StoredDocument> {
     const cannot = `Cannot load store ${JSON.stringify(location)}`;
     let data: unknown;
     try {
       data = JSON.parse(text);
     } catch (error) {
+      // Loaded only for a corrupt document: every other start-up is spared the parser.
+      const { locateSyntaxError } = await import("./syntax-error.js");
       const found = locateSyntaxError(text);
       const where = found ? ` at line ${found.position.line}, column ${found.position.column} (${found.problem})` : "";
       throw new CorruptStoreError(`${cannot}: not valid JSON${where}`, location, { cause: error, position: found?.position });
