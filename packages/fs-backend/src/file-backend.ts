@@ -93,13 +93,8 @@ export class FileBackend implements Backend {
     await lock?.release();
   }
 
-  async read(): Promise<string | undefined> {
-    try {
-      return await readFile(this.location, "utf8");
-    } catch (error) {
-      if (isCode(error, "ENOENT")) return undefined;
-      throw error;
-    }
+  read(): Promise<string | undefined> {
+    return unlessAbsent(readFile(this.location, "utf8"));
   }
 
   async write(pieces: readonly Uint8Array[]): Promise<void> {
@@ -136,42 +131,41 @@ export class FileBackend implements Backend {
     } catch (error) {
       if (!isCode(error, "ENOENT")) throw error;
       const target = await followLinks(this.location);
-      return { target, existing: target === this.location ? undefined : await statIfExists(target) };
+      return { target, existing: target === this.location ? undefined : await unlessAbsent(stat(target)) };
     }
     if (!info.isSymbolicLink()) return { target: this.location, existing: info };
     const target = await followLinks(this.location);
-    return { target, existing: await statIfExists(target) };
+    return { target, existing: await unlessAbsent(stat(target)) };
   }
 
   /**
    * Renames the file (a symlink's target) to `<file>.<suffix>` beside it, for `quarantine()`:
    * the evidence stays, and the next write starts a new file.
    */
-  async moveAside(suffix: string): Promise<string | undefined> {
-    await this.#lock?.assertHeld(this.location);
-    const target = await followLinks(this.location);
-    const aside = `${target}.${suffix}`;
-    try {
+  moveAside(suffix: string): Promise<string | undefined> {
+    return this.#changeTarget(async (target) => {
+      const aside = `${target}.${suffix}`;
       await rename(target, aside);
-    } catch (error) {
-      if (isCode(error, "ENOENT")) return undefined;
-      throw error;
-    }
-    if (this.#sync) await syncDirectory(dirname(target));
-    return aside;
+      return aside;
+    });
   }
 
   async remove(): Promise<void> {
+    await this.#changeTarget((target) => unlink(target).then(() => true));
+  }
+
+  /**
+   * Runs `change` on the file as its owner, then syncs the directory. The target, not the link:
+   * a state file that is a symlink stays one for the next write.
+   *
+   * @returns What `change` resolves; `undefined`, with nothing synced, when the file is absent.
+   */
+  async #changeTarget<T>(change: (target: string) => Promise<T>): Promise<T | undefined> {
     await this.#lock?.assertHeld(this.location);
-    // The target, not the link: a state file that is a symlink stays one for the next write.
     const target = await followLinks(this.location);
-    try {
-      await unlink(target);
-    } catch (error) {
-      if (isCode(error, "ENOENT")) return;
-      throw error;
-    }
-    if (this.#sync) await syncDirectory(dirname(target));
+    const result = await unlessAbsent(change(target));
+    if (result !== undefined && this.#sync) await syncDirectory(dirname(target));
+    return result;
   }
 }
 
@@ -186,9 +180,10 @@ async function removeLeftovers(target: string): Promise<void> {
   await Promise.all(leftovers.map((name) => unlink(join(dirname(target), name)).catch(() => {})));
 }
 
-async function statIfExists(path: string): Promise<Stats | undefined> {
+/** What `operation` resolves, or `undefined` when the file it needs is absent. */
+async function unlessAbsent<T>(operation: Promise<T>): Promise<T | undefined> {
   try {
-    return await stat(path);
+    return await operation;
   } catch (error) {
     if (isCode(error, "ENOENT")) return undefined;
     throw error;

@@ -48,13 +48,8 @@ export class MemoryBackend implements Backend {
     this.#fs = volume.promises;
   }
 
-  async read(): Promise<string | undefined> {
-    try {
-      return await this.#fs.readFile(file, "utf8");
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
+  read(): Promise<string | undefined> {
+    return this.#readFile(file);
   }
 
   async write(pieces: readonly Uint8Array[]): Promise<void> {
@@ -76,36 +71,31 @@ export class MemoryBackend implements Backend {
 
   /** Renames the document within the volume; its new location is `<location>.<suffix>`, read back with {@link readAside}. */
   async moveAside(suffix: string): Promise<string | undefined> {
-    try {
-      await this.#fs.rename(file, `${file}.${suffix}`);
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
-    return `${this.location}.${suffix}`;
+    const aside = `${this.location}.${suffix}`;
+    return unlessAbsent(this.#fs.rename(file, `${file}.${suffix}`).then(() => aside));
   }
 
   /** The text of a document that `moveAside` (`quarantine()`) moved to `location`. */
   async readAside(location: string): Promise<string | undefined> {
     const prefix = `${this.location}.`;
-    if (!location.startsWith(prefix)) return undefined;
-    try {
-      return await this.#fs.readFile(`${file}.${location.slice(prefix.length)}`, "utf8");
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
+    return location.startsWith(prefix) ? this.#readFile(`${file}.${location.slice(prefix.length)}`) : undefined;
   }
 
   async remove(): Promise<void> {
-    try {
-      await this.#fs.unlink(file);
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
+    await unlessAbsent(this.#fs.unlink(file));
+  }
+
+  #readFile(path: string): Promise<string | undefined> {
+    return unlessAbsent(this.#fs.readFile(path, "utf8"));
   }
 }
 
-function isNotFound(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === "ENOENT";
+/** What `operation` resolves, or `undefined` when the file it needs is absent. */
+async function unlessAbsent<T>(operation: Promise<T>): Promise<T | undefined> {
+  try {
+    return await operation;
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code === "ENOENT") return undefined;
+    throw error;
+  }
 }

@@ -74,8 +74,13 @@ export class RedisBackend implements Backend {
   readonly #key: string;
   readonly #lockKey: string;
   readonly #ttl: number;
-  readonly #timeout: number;
   readonly #replicas: number;
+  /**
+   * How long WAIT may hold the connection: at most half the timeout, so that its answer comes
+   * back before the command times out, and a third of the lock's ttl, so that a renewal queued
+   * behind it still comes in time.
+   */
+  readonly #waitMs: number;
   /** This owner's lock value while it holds the lock: its token, pid, host and time. */
   #held: string | undefined;
   #renewal: NodeJS.Timeout | undefined;
@@ -106,8 +111,8 @@ export class RedisBackend implements Backend {
     this.#key = key;
     this.#lockKey = options.lockKey ?? `${key}.lock`;
     this.#ttl = ttl;
-    this.#timeout = timeout;
     this.#replicas = replicas;
+    this.#waitMs = Math.floor(Math.min(timeout / 2, ttl / 3));
     const { host, port, db } = this.#client.options;
     this.location = `redis://${host ?? "localhost"}:${port ?? 6379}/${db ?? 0}#${key}`;
   }
@@ -133,10 +138,11 @@ export class RedisBackend implements Backend {
   async moveAside(suffix: string): Promise<string | undefined> {
     const aside = `${this.#key}.${suffix}`;
     let moved: number;
-    if (this.#held === undefined) {
-      moved = (await this.#client.exists(this.#key)) === 0 ? 0 : (await this.#client.rename(this.#key, aside), 1);
-    } else {
-      moved = await this.#fenced(scripts.moveAside, [aside], []);
+    if (this.#held !== undefined) moved = await this.#fenced(scripts.moveAside, [aside], []);
+    else {
+      // RENAME of a missing key is an error, not a no-op.
+      moved = await this.#client.exists(this.#key);
+      if (moved !== 0) await this.#client.rename(this.#key, aside);
     }
     await this.#replicated();
     return moved === 0 ? undefined : this.location.replace(/#.*$/, `#${aside}`);
@@ -198,13 +204,9 @@ export class RedisBackend implements Backend {
 
   async #replicated(): Promise<void> {
     if (this.#replicas === 0) return;
-    // WAIT holds the connection: at most half the timeout, so that its answer comes back before
-    // the command times out, and a third of the lock's ttl, so that a renewal queued behind it
-    // still comes in time.
-    const waitMs = Math.floor(Math.min(this.#timeout / 2, this.#ttl / 3));
-    const acknowledged = await this.#client.wait(this.#replicas, waitMs);
+    const acknowledged = await this.#client.wait(this.#replicas, this.#waitMs);
     if (acknowledged < this.#replicas) {
-      throw new Error(`only ${acknowledged} of ${this.#replicas} replicas acknowledged the write within ${waitMs} ms`);
+      throw new Error(`only ${acknowledged} of ${this.#replicas} replicas acknowledged the write within ${this.#waitMs} ms`);
     }
   }
 }
