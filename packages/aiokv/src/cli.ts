@@ -109,11 +109,12 @@ async function run(
       expect(1, "a key");
       const key = args[0] ?? "";
       await using kv = await open(file, reading);
-      if (!(await kv.has(key))) {
+      const value = await kv.get(key, absent);
+      if (value === absent) {
         err(`aiokv: key ${JSON.stringify(key)} is not in ${JSON.stringify(kv.location)}`);
         return 1;
       }
-      out(JSON.stringify(await kv.get(key), null, 2));
+      out(JSON.stringify(value, null, 2));
       return 0;
     }
     case "set": {
@@ -147,7 +148,7 @@ async function run(
       expect(0, "");
       await using kv = await open(file, reading);
       const keys = await kv.keys();
-      out(`${kv.location}: a valid store of ${keys.length} ${keys.length === 1 ? "key" : "keys"}`);
+      out(`${kv.location}: a valid store of ${keysCount(keys.length)}`);
       return 0;
     }
     case "quarantine": {
@@ -164,14 +165,14 @@ async function run(
       const document = await from.getAll();
       const present = await to.keys();
       if (present.length > 0 && !options.force) {
-        err(`aiokv: ${to.location} holds ${present.length} ${present.length === 1 ? "key" : "keys"}; --force replaces them`);
+        err(`aiokv: ${to.location} holds ${keysCount(present.length)}; --force replaces them`);
         return 1;
       }
       // Called together, the clear and the new keys go to the target in one write.
       const cleared = to.clear();
       await to.setMany(document);
       if (!(await cleared)) throw failure;
-      out(`copied ${Object.keys(document).length} keys from ${from.location} to ${to.location}`);
+      out(`copied ${keysCount(Object.keys(document).length)} from ${from.location} to ${to.location}`);
       return 0;
     }
     default:
@@ -194,6 +195,11 @@ async function openStore(target: string, key: string | undefined, options: AioKV
   }
   return new AioKV(new redis.RedisBackend({ url, key: name }), options);
 }
+
+/** The fallback `get` answers for an absent key: no stored value can be it. */
+const absent = Symbol("absent");
+
+const keysCount = (count: number): string => `${count} ${count === 1 ? "key" : "keys"}`;
 
 function parseValue(text: string): JsonValue {
   try {
