@@ -1,16 +1,10 @@
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import * as core from "@aiokv/core";
 import { MemoryBackend } from "@aiokv/memory-backend";
 import { AioKV, aiocache, CorruptStoreError, FileBackend, StoreIOError } from "aiokv";
-import { describe, expect, it, onTestFinished } from "vitest";
-
-async function tempFile(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "aiokv-"));
-  onTestFinished(() => rm(dir, { recursive: true, force: true }));
-  return join(dir, "state.json");
-}
+import { describe, expect, it } from "vitest";
+import { tempFile } from "./helpers.js";
 
 describe("aiokv", () => {
   it("new AioKV(path) stores in that JSON file", async () => {

@@ -1,23 +1,15 @@
 // The aiokv command on Redis stores (a real redis-server), and copying a store between a file and Redis.
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { haveRedis, startRedis, type RedisServer } from "../../redis-backend/test/redis-server.js";
+import { aiokv } from "./helpers.js";
 
-const bin = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 let server: RedisServer;
 let admin: Redis;
 let dir: string;
-
-function aiokv(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }));
-  });
-}
 
 describe.skipIf(!haveRedis)("aiokv command on Redis", () => {
   beforeAll(async () => {

@@ -1,34 +1,11 @@
 // The aiokv command, run as a real process on real files.
-import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { AioKV } from "aiokv";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it } from "vitest";
+import { aiokv, tempFile } from "./helpers.js";
 
-const bin = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const manifest = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function aiokv(...args: string[]): Promise<Ran> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function tempFile(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "aiokv-cli-"));
-  onTestFinished(() => rm(dir, { recursive: true, force: true }));
-  return join(dir, "state.json");
-}
 
 describe("aiokv command", () => {
   it("set, get, list, delete and clear a real file", async () => {

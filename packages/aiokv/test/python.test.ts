@@ -1,11 +1,10 @@
 // A state file moves between the Python original and this library unchanged: Python's json
 // writes it, aiokv reads it; aiokv writes it, Python's json reads it. Real python3 processes.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { AioKV, type JsonObject } from "aiokv";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it } from "vitest";
+import { tempFile } from "./helpers.js";
 
 const python = spawnSync("python3", ["--version"]).status === 0;
 if (!python) console.log("python.test.ts: skipped, python3 is not installed");
@@ -19,12 +18,6 @@ const state: JsonObject = {
   "": "",
   quote: 'say "hi"\n\ttab \\ backslash \u0000 nul \u2028',
 };
-
-async function tempFile(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "aiokv-python-"));
-  onTestFinished(() => rm(dir, { recursive: true, force: true }));
-  return join(dir, "state.json");
-}
 
 /** Runs a Python script with the file as argv[1] and the JSON text of `input` on stdin. */
 function py(script: string, file: string, input = ""): string {
