@@ -2,7 +2,7 @@
 // with. Each opens its store in a directory of its own.
 import { mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { AioKV } from "@aiokv/core";
+import { AioKV, type Backend } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { MemoryBackend } from "@aiokv/memory-backend";
 import type { Driver } from "unstorage";
@@ -41,18 +41,49 @@ const jsonFile = (dir: string): string => join(dir, "state.json");
 const writeJson = (dir: string, entries: Record<string, unknown>): Promise<void> =>
   mkdir(dir, { recursive: true }).then(() => writeFile(jsonFile(dir), JSON.stringify(entries)));
 
-function aiokv(name: string, promised: Promised, note: string, backend: (dir: string) => FileBackend | MemoryBackend): System {
+function aiokv(
+  name: string,
+  promised: Promised,
+  note: string,
+  backend: (dir: string) => Backend | Promise<Backend>,
+  prefill?: System["prefill"],
+): System {
   const system: System = {
     name,
     promised,
     note,
     open: async (dir) => {
-      const kv = new AioKV(backend(dir));
+      const kv = new AioKV(await backend(dir));
       return { set: (k, v) => kv.set(k, v as never), get: (k) => kv.get(k), close: () => kv.close() };
     },
-    prefill: (dir, entries) => (promised === "in memory" ? prefillBySets(system, dir, entries) : writeJson(dir, entries)),
+    prefill: prefill ?? ((dir, entries) => (promised === "in memory" ? prefillBySets(system, dir, entries) : writeJson(dir, entries))),
   };
   return system;
+}
+
+/** A keyv instance as a Store. */
+function keyvStore(keyv: { set(k: string, v: unknown): Promise<unknown>; get(k: string): Promise<unknown>; disconnect(): Promise<void> }): Store {
+  return { set: (k, v) => keyv.set(k, v), get: (k) => keyv.get(k), close: () => keyv.disconnect() };
+}
+
+/**
+ * A document in memory rewritten whole by `save` after each set, one save at a time: the raw
+ * limits. `get` returns a copy, as a store would.
+ */
+function rewritingStore(data: Record<string, unknown>, save: () => Promise<unknown>, close = async (): Promise<void> => {}): Store {
+  let tail: Promise<unknown> = Promise.resolve();
+  return {
+    set: (k, v) => {
+      data[k] = v;
+      tail = tail.then(save);
+      return tail;
+    },
+    get: async (k) => structuredClone(data[k]),
+    close: async () => {
+      await tail;
+      await close();
+    },
+  };
 }
 
 const memoryStores = new Map<string, MemoryBackend>();
@@ -75,17 +106,13 @@ async function setRedis(key: string, entries: Record<string, unknown>): Promise<
 }
 
 const redisSystems: Record<string, System> = {
-  "aiokv (redis)": {
-    name: "aiokv (redis)",
-    promised: "in redis",
-    note: "RedisBackend on a local redis-server (no persistence): fenced writes of the whole document",
-    open: async (dir) => {
-      const { RedisBackend } = await import("@aiokv/redis-backend");
-      const kv = new AioKV(new RedisBackend({ url: redisUrl(), key: dir }));
-      return { set: (k, v) => kv.set(k, v as never), get: (k) => kv.get(k), close: () => kv.close() };
-    },
-    prefill: (dir, entries) => setRedis(dir, entries),
-  },
+  "aiokv (redis)": aiokv(
+    "aiokv (redis)",
+    "in redis",
+    "RedisBackend on a local redis-server (no persistence): fenced writes of the whole document",
+    async (dir) => new (await import("@aiokv/redis-backend")).RedisBackend({ url: redisUrl(), key: dir }),
+    setRedis,
+  ),
   "keyv + @keyv/redis": {
     name: "keyv + @keyv/redis",
     promised: "in redis",
@@ -93,8 +120,7 @@ const redisSystems: Record<string, System> = {
     open: async (dir) => {
       const { default: KeyvRedis } = await import("@keyv/redis");
       const { default: Keyv } = await import("keyv");
-      const keyv = new Keyv({ store: new KeyvRedis(redisUrl()), namespace: dir });
-      return { set: (k, v) => keyv.set(k, v), get: (k) => keyv.get(k), close: () => keyv.disconnect() };
+      return keyvStore(new Keyv({ store: new KeyvRedis(redisUrl()), namespace: dir }));
     },
     prefill: (dir, entries) => prefillBySets(redisSystems["keyv + @keyv/redis"] as System, dir, entries),
   },
@@ -105,19 +131,11 @@ const redisSystems: Record<string, System> = {
     open: async (dir) => {
       const client = await redisClient();
       const data = JSON.parse((await client.get(dir)) ?? "{}") as Record<string, unknown>;
-      let tail: Promise<unknown> = Promise.resolve();
-      return {
-        set: (k, v) => {
-          data[k] = v;
-          tail = tail.then(() => client.set(dir, JSON.stringify(data)));
-          return tail;
-        },
-        get: async (k) => structuredClone(data[k]),
-        close: async () => {
-          await tail;
-          await client.quit();
-        },
-      };
+      return rewritingStore(
+        data,
+        () => client.set(dir, JSON.stringify(data)),
+        async () => void (await client.quit()),
+      );
     },
     prefill: (dir, entries) => setRedis(dir, entries),
   },
@@ -166,8 +184,7 @@ export const systems: Record<string, System> = {
     note: "writeDelay 0; writes the file in place (not atomic); a set during a write resolves with it",
     open: async (dir) => {
       const [{ default: Keyv }, { KeyvFile }] = await Promise.all([import("keyv"), import("keyv-file")]);
-      const keyv = new Keyv({ store: new KeyvFile({ filename: jsonFile(dir), writeDelay: 0 }) });
-      return { set: (k, v) => keyv.set(k, v), get: (k) => keyv.get(k), close: () => keyv.disconnect() };
+      return keyvStore(new Keyv({ store: new KeyvFile({ filename: jsonFile(dir), writeDelay: 0 }) }));
     },
     prefill: (dir, entries) => prefillBySets(systems["keyv-file"] as System, dir, entries),
   },
@@ -211,19 +228,10 @@ export function rawLimit(synced: boolean, stringify = true): System {
       await mkdir(dir, { recursive: true });
       const data = JSON.parse(await readFile(file, "utf8").catch(() => "{}")) as Record<string, unknown>;
       let text = JSON.stringify(data);
-      let tail: Promise<unknown> = Promise.resolve();
-      return {
-        set: (k, v) => {
-          data[k] = v;
-          tail = tail.then(async () => {
-            if (stringify) text = JSON.stringify(data);
-            await replace(file, text, synced);
-          });
-          return tail;
-        },
-        get: async (k) => structuredClone(data[k]),
-        close: () => tail.then(() => undefined),
-      };
+      return rewritingStore(data, async () => {
+        if (stringify) text = JSON.stringify(data);
+        await replace(file, text, synced);
+      });
     },
     prefill: writeJson,
   };
