@@ -47,9 +47,10 @@ export function instrumented(inner: Backend): Backend & {
     read: () => inner.read(),
     remove: () => inner.remove(),
     // The optional capabilities pass through as they are, so that the store behaves as on `inner`.
-    ...(inner.lock && { lock: () => inner.lock?.() ?? Promise.resolve() }),
-    ...(inner.unlock && { unlock: () => inner.unlock?.() ?? Promise.resolve() }),
-    ...(inner.moveAside && { moveAside: (suffix: string) => inner.moveAside?.(suffix) ?? Promise.resolve(undefined) }),
+    ...(inner.lock && { lock: inner.lock.bind(inner) }),
+    ...(inner.unlock && { unlock: inner.unlock.bind(inner) }),
+    ...(inner.moveAside && { moveAside: inner.moveAside.bind(inner) }),
+    ...(inner.close && { close: inner.close.bind(inner) }),
     async write(pieces: readonly Uint8Array[]): Promise<void> {
       wrapper.writes++;
       const failure = wrapper.failNext;
