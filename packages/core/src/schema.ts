@@ -5,6 +5,41 @@ import type { LoadCheck } from "./document.js";
 /** A zod object schema describing a store's keys and their values. */
 export type StoreSchema = z.ZodObject;
 
+/** The part of zod 4's public `schema.def` read here; every zod 4 schema has `def.type`. */
+interface Def {
+  readonly type: string;
+  readonly coerce?: boolean;
+  readonly shape?: Readonly<Record<string, z.ZodType>>;
+  readonly getter?: () => z.ZodType;
+  readonly catchall?: z.ZodType;
+  readonly [child: string]: unknown;
+}
+
+const defOf = (schema: unknown): Def | undefined => {
+  const def = (schema as { def?: Partial<Def> } | null)?.def;
+  return typeof def?.type === "string" ? (def as Def) : undefined;
+};
+
+/** The fields of a def that hold inner schemas, one or a list (object shapes and lazy getters aside). */
+const innerFields = ["innerType", "element", "options", "left", "right", "items", "rest", "keyType", "valueType", "in", "out", "catchall"];
+
+/**
+ * Whether parsing with `schema` can change a value's type: a transform (`.transform()`,
+ * `z.preprocess`, `z.codec`) or a coercion (`z.coerce`) anywhere inside it. The load check runs
+ * the schema on what `set()` stored, its output: after a transform that is another type, which
+ * the schema refuses, and a coercion lets through a file whose value is not what the type says.
+ */
+function transforms(schema: unknown, seen = new Set<unknown>()): boolean {
+  const def = defOf(schema);
+  if (def === undefined || seen.has(schema)) return false;
+  seen.add(schema); // a z.lazy schema may contain itself
+  if (def.type === "transform" || def.coerce === true || (def.type === "pipe" && "transform" in def)) return true;
+  const inner: unknown[] = innerFields.flatMap((field) => def[field] ?? []);
+  if (def.type === "object" && def.shape) inner.push(...Object.values(def.shape));
+  if (def.type === "lazy" && def.getter) inner.push(def.getter());
+  return inner.some((child) => transforms(child, seen));
+}
+
 /**
  * The checks a schema makes. Every key of a store is optional (a new store is empty); a key the
  * schema does not name is refused unless the schema lets other keys through (`z.looseObject`,
@@ -14,15 +49,25 @@ export class SchemaChecks {
   readonly #shape: Readonly<Record<string, z.ZodType>>;
   readonly #others: z.ZodType | undefined;
 
-  /** @throws {TypeError} When `schema` is not a zod object schema. */
+  /**
+   * @throws {TypeError} When `schema` is not a zod object schema, or transforms or coerces a
+   *   value: a store must load every document it writes.
+   */
   constructor(schema: unknown) {
-    const def = (schema as { _zod?: { def?: { type?: unknown; shape?: unknown; catchall?: z.ZodType } } } | null)?._zod?.def;
-    if (def?.type !== "object" || typeof def.shape !== "object" || def.shape === null) {
+    const def = defOf(schema);
+    if (def?.type !== "object" || typeof def.shape !== "object") {
       throw new TypeError("Cannot create store: the schema option must be a zod object schema, such as z.object({ ... })");
     }
-    this.#shape = def.shape as Record<string, z.ZodType>;
-    const others = def.catchall;
-    this.#others = others?._zod.def.type === "never" ? undefined : others;
+    const others = defOf(def.catchall)?.type === "never" ? undefined : def.catchall;
+    const parts = Object.entries(def.shape).map(([key, type]): [string, unknown] => [`key ${JSON.stringify(key)}`, type]);
+    for (const [which, type] of [...parts, ["other keys", others]]) {
+      if (!transforms(type)) continue;
+      throw new TypeError(
+        `Cannot create store: the schema of ${which} transforms or coerces values (.transform, z.preprocess, z.codec, z.coerce), so the store could not load what it writes; check values without changing their type (.refine, .trim)`,
+      );
+    }
+    this.#shape = def.shape;
+    this.#others = others;
   }
 
   /**
@@ -31,8 +76,16 @@ export class SchemaChecks {
    */
   forSet(key: string, value: unknown): unknown {
     const result = this.#check(key, value);
-    if (result.ok) return result.value;
-    throw new TypeError(`Cannot set key ${JSON.stringify(key)}: ${result.problem}`, { cause: result.cause });
+    if (!result.ok) throw new TypeError(`Cannot set key ${JSON.stringify(key)}: ${result.problem}`, { cause: result.cause });
+    // The load check runs the schema on what is stored, the output: an output the schema refuses
+    // (an .overwrite() that is not idempotent) would make a document this store cannot load.
+    const again = this.#check(key, result.value);
+    if (!again.ok) {
+      throw new TypeError(`Cannot set key ${JSON.stringify(key)}: the schema's output for it ${again.problem}, so the store could not load it`, {
+        cause: again.cause,
+      });
+    }
+    return result.value;
   }
 
   /** The check of a loaded document: its first refused key is a {@link SchemaMismatchError}. */

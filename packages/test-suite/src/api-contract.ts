@@ -355,6 +355,53 @@ export function apiContract(name: string, makeHarness: HarnessFactory): void {
       await expect(loose.set("last_command", 1 as never)).rejects.toThrow(TypeError);
     });
 
+    it("a schema that transforms or coerces a value is refused at construction, naming the key; nothing is written", async () => {
+      const h = await makeHarness();
+      const message = (which: string): string =>
+        `Cannot create store: the schema of ${which} transforms or coerces values (.transform, z.preprocess, z.codec, z.coerce), so the store could not load what it writes; check values without changing their type (.refine, .trim)`;
+      const tree = z.lazy((): z.ZodType => z.object({ children: z.array(tree), size: z.string().transform((s) => s.length) }));
+      for (const [which, schema] of [
+        ['key "n"', z.object({ ok: z.string(), n: z.string().transform((s) => s.length) })],
+        ['key "n"', z.object({ n: z.preprocess((v) => Number(v), z.number()) })],
+        ['key "n"', z.object({ n: z.coerce.number() })],
+        ['key "n"', z.object({ n: z.codec(z.string(), z.number(), { decode: Number, encode: String }) })],
+        ['key "deep"', z.object({ deep: z.array(z.object({ when: z.string().pipe(z.transform((s) => s.toUpperCase())) }).optional()) })],
+        ['key "tree"', z.object({ tree })],
+        ["other keys", z.object({ ok: z.string() }).catchall(z.number().transform(String))],
+      ] as const) {
+        expect(() => new AioKV(h.backend(), { schema } as unknown as AioKVOptions)).toThrow(new TypeError(message(which)));
+      }
+      expect(await h.peek()).toBe(undefined);
+    });
+
+    it("a schema's checks and non-transforming pipes are accepted, and what set() stored loads again after a reopen", async () => {
+      const h = await makeHarness();
+      const checked = z.object({
+        name: z.string().trim().toLowerCase(),
+        tags: z.array(z.string().pipe(z.string().min(1))),
+        n: z.number().int().default(0),
+      });
+      const kv = new AioKV(h.backend(), { schema: checked });
+      await kv.setMany({ name: "  Bot ", tags: ["a"], n: 3 });
+      await kv.close();
+      const again = new AioKV(h.backend(), { schema: checked });
+      expect(await again.getAll()).toStrictEqual({ name: "bot", tags: ["a"], n: 3 });
+      await again.close();
+    });
+
+    it("set() refuses a value whose schema output the schema itself refuses, so that the store never writes what it cannot load", async () => {
+      const { h, kv } = await open({ schema: z.object({ n: z.number().overwrite((n) => n + 1).max(2) }) });
+      await kv.set("n", 0);
+      await expect(kv.set("n", 1)).rejects.toThrow(
+        new TypeError('Cannot set key "n": the schema\'s output for it does not match the schema: Too big: expected number to be <=2, so the store could not load it'),
+      );
+      expect(parsed(await h.peek())).toStrictEqual({ n: 1 });
+      await kv.close();
+      const again = new AioKV(h.backend(), { schema: z.object({ n: z.number().overwrite((n) => n + 1).max(2) }) });
+      expect(await again.get("n")).toBe(1);
+      await again.close();
+    });
+
     it("a schema that is not a zod object schema is refused at construction", async () => {
       const h = await makeHarness();
       for (const bad of [z.string(), {}, "schema"]) {
