@@ -40,8 +40,11 @@ export class InvalidStoreShapeError extends StoreFormatError {
   override readonly name = "InvalidStoreShapeError" as const;
 }
 
-/** What a backend was doing when it failed. */
-export type StoreOperation = "lock" | "read" | "write" | "remove" | "move";
+/**
+ * What a backend was doing when it failed. `"sync"`: the document was replaced, but making it
+ * durable failed, so the change is in the file yet may not survive a power loss.
+ */
+export type StoreOperation = "lock" | "read" | "write" | "remove" | "move" | "sync";
 
 /**
  * Error thrown when a backend fails to read, write or remove a store's document. The backend's
@@ -57,9 +60,28 @@ export class StoreIOError extends Error {
   readonly code: string | undefined;
 
   constructor(operation: StoreOperation, location: string, cause: unknown) {
-    super(`Cannot ${operation} store ${JSON.stringify(location)}: ${describe(cause)}`, { cause });
+    // A failed sync is the one failure after which the change is in place: the message says so.
+    const detail = operation === "sync" ? `the change is in the file but may not survive a power loss (${describe(cause)})` : describe(cause);
+    super(`Cannot ${operation} store ${JSON.stringify(location)}: ${detail}`, { cause });
     this.location = location;
     this.operation = operation;
+    this.code = errorCode(cause);
+  }
+}
+
+/**
+ * Thrown by a backend's `write()` when the new document is in place but could not be made durable
+ * (the file system's sync after the rename failed): unlike any other error of `write()`, the
+ * backend holds the new text. `AioKV` keeps the change and rejects its callers with a
+ * {@link StoreIOError} whose `operation` is `"sync"`. The error of the sync is the `cause`.
+ */
+export class UnsyncedWriteError extends Error {
+  override readonly name = "UnsyncedWriteError" as const;
+  /** The cause's `code` (`"EIO"`), when it has one. */
+  readonly code: string | undefined;
+
+  constructor(cause: unknown) {
+    super(`The document was replaced, but syncing it failed: ${describe(cause)}`, { cause });
     this.code = errorCode(cause);
   }
 }
@@ -140,6 +162,17 @@ export function isStoreIOError(error: unknown): error is StoreIOError {
  */
 export function isStoreLockedError(error: unknown): error is StoreLockedError {
   return error instanceof Error && error.name === "StoreLockedError";
+}
+
+/**
+ * Whether `error` is an {@link UnsyncedWriteError}, also when it comes from another installed
+ * copy of `@aiokv/core` (a backend built against its own).
+ *
+ * @param error Anything caught.
+ * @returns `true` when the write is in place but not known to be durable.
+ */
+export function isUnsyncedWriteError(error: unknown): error is UnsyncedWriteError {
+  return error instanceof Error && error.name === "UnsyncedWriteError";
 }
 
 /** The `code` of a Node.js system error, if any. */

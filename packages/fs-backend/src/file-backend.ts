@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import { lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { StoreLockedError, type Backend } from "@aiokv/core";
+import { StoreLockedError, UnsyncedWriteError, type Backend } from "@aiokv/core";
 import { OwnerLock } from "./owner-lock.js";
 
 /** Options of {@link FileBackend}. Its owner lock is on unless `AioKV`'s `lock` option is `false`. */
@@ -120,7 +120,13 @@ export class FileBackend implements Backend {
       await unlink(temp).catch(() => {});
       throw error;
     }
-    if (this.#sync) await syncDirectory(dirname(target));
+    if (this.#sync) {
+      // The rename is done: the file holds the new text. Saying "failed" would make the store
+      // roll back a change that is in place, so the error says what is true instead.
+      await syncDirectory(dirname(target)).catch((error: unknown) => {
+        throw new UnsyncedWriteError(error);
+      });
+    }
   }
 
   /** The file to replace and its stats: one lstat unless the state file is a symlink. */
