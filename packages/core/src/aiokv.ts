@@ -84,8 +84,9 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     }
     this.#backend = backend;
     this.#schema = options.schema === undefined ? undefined : new SchemaChecks(options.schema);
-    this.#queue = new CommitQueue(backend, this.#schema?.forLoad(backend.location));
-    this.#clock = options.clock ?? Date.now;
+    this.#queue = new CommitQueue(backend, this.#schema?.forLoad(backend.location), () => this.#lock.caughtUp());
+    // Date.now looked up at each call: a test's fake timers replace it after the store is made.
+    this.#clock = options.clock ?? (() => Date.now());
     this.#logger = options.logger ?? console;
     this.#locking = options.lock ?? true;
   }
@@ -150,13 +151,17 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * the read and the write: the counter and rate-limit case that a `get` then `set` races on.
    *
    * @param key Any string (a key of the document type, when the store is typed).
-   * @param fn Receives a copy of the current value, or `fallback` when the key is absent; returns
-   *   (or resolves) the new value, which is checked as `set()` checks it. Other operations on the
-   *   store wait until it is done.
-   * @param fallback What `fn` receives when the key is absent (`undefined` when not given).
+   * @param fn Receives a copy of the current value, or of `fallback` when the key is absent;
+   *   returns (or resolves) the new value, which is checked as `set()` checks it. Other operations
+   *   on the store wait until it is done. A current value whose write is still in flight is
+   *   given to `fn` once that write has succeeded (or, when it failed, the value before it).
+   * @param fallback What `fn` receives a copy of when the key is absent (`undefined` when not given).
    * @returns The value stored, once the backend holds it.
-   * @throws {TypeError} When `key` is not a string, or `fn` returns `undefined` or a value `set()` refuses; nothing is written.
+   * @throws {TypeError} When `key` is not a string, `fn` returns `undefined` or a value `set()`
+   *   refuses, or `fallback` cannot be copied (structuredClone); nothing is written.
    * @throws What `fn` throws; nothing is written.
+   * @throws {Error} When `fn` is async and the pending write of the value it was given failed
+   *   meanwhile (`cause`: that write's error); nothing is written.
    * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
    */
   update<V extends JsonValue = JsonValue>(key: UntypedKey<T>, fn: (current: V | undefined) => V | PromiseLike<V>): Promise<V>;
@@ -174,12 +179,27 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     checkKey(key, "update");
     if (typeof fn !== "function") throw new TypeError(`Cannot update key ${JSON.stringify(key)}: expected a function, received ${typeof fn}`);
     this.#checkOpen("update");
+    const cannot = `Cannot update key ${JSON.stringify(key)}`;
     // Always under the lock, not the synchronous fast path: `fn` may await, and nothing may run between.
     const { done, json } = await this.#locked("open", async () => {
+      // A value from a write in flight may yet fail: build on that write's outcome, not on it.
+      for (let writing = this.#queue.inFlightFor(key); writing; writing = this.#queue.inFlightFor(key)) {
+        await writing.catch(() => {});
+        await this.#queue.ready();
+      }
       const current = this.#queue.lookup(key);
-      const next = await (fn as (current: unknown) => unknown)(current === undefined ? fallback : JSON.parse(current));
+      const from = this.#queue.pendingFor(key);
+      const result = (fn as (current: unknown) => unknown)(current === undefined ? copy(fallback, cannot) : JSON.parse(current));
+      // No await for a plain value: the pending batch it came from must not start before this joins it.
+      const next = isPromiseLike(result) ? await this.#lock.park(result) : result;
+      if (from !== undefined && !this.#queue.isPending(from)) {
+        // That batch started while fn ran; the result may be stored only if the value it came from was.
+        await from.catch((error: unknown) => {
+          throw new Error(`${cannot}: the value it was computed from was not stored`, { cause: error });
+        });
+      }
       if (next === undefined) {
-        throw new TypeError(`Cannot update key ${JSON.stringify(key)}: the function returned undefined (return a value, or use delete())`);
+        throw new TypeError(`${cannot}: the function returned undefined (return a value, or use delete())`);
       }
       const text = this.#toJson(key, next);
       return { ...this.#queue.stage((batch) => batch.changes.set(key, text)), json: text };
@@ -223,7 +243,8 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       if (value === undefined) throw new TypeError(`Cannot set key ${JSON.stringify(key)}: setMany() takes no undefined values`);
       return [key, this.#toJson(key, value)];
     });
-    if (changes.length === 0) return;
+    // Nothing to write still resolves only after the writes called before it.
+    if (changes.length === 0) return this.#step("none", () => this.#queue.tail()).then(() => undefined);
     const staged = await this.#step("open", () =>
       this.#queue.stage((batch) => {
         for (const [key, json] of changes) batch.changes.set(key, json);
@@ -235,11 +256,16 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   /**
    * Removes several keys in one write. Never rejects for I/O or format errors: it logs them and resolves `false`.
    *
+   * @param keys An iterable of keys (an array, a Set), not a string: that is one key, not its characters.
    * @returns `true` when the keys are gone (or were absent), `false` on error.
-   * @throws {TypeError} When a key is not a string; nothing is removed.
+   * @throws {TypeError} When `keys` is a string or not iterable, or a key is not a string; nothing is removed.
    */
-  async deleteMany(keys: Iterable<StoreKey<T>>): Promise<boolean> {
+  async deleteMany(keys: Iterable<StoreKey<T>> & object): Promise<boolean> {
     this.#checkOpen("deleteMany");
+    if (typeof keys !== "object" || keys === null || typeof (keys as Partial<Iterable<unknown>>)[Symbol.iterator] !== "function") {
+      const kind = keys === null || keys === undefined ? String(keys) : typeof keys === "object" ? "a non-iterable object" : `a ${typeof keys}`;
+      throw new TypeError(`Cannot delete keys: expected an iterable of keys, received ${kind}`);
+    }
     const list = Array.from(keys as Iterable<unknown>);
     for (const key of list) checkKey(key, "delete");
     const names = list as string[];
@@ -250,7 +276,9 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * Removes `key`. Never rejects for I/O or format errors: it logs them and resolves `false`.
    *
    * @param key Any string.
-   * @returns `true` when the key is gone (or was absent), `false` on error.
+   * @returns `true` when the key is gone (or was absent), `false` on error. Either way only once
+   *   every change called before it has settled, and `true` for a key that an earlier call removed
+   *   only once a write has removed it.
    * @throws {TypeError} When `key` is not a string.
    */
   async delete(key: StoreKey<T>): Promise<boolean> {
@@ -294,7 +322,10 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * Resolves once every change called before it is in the backend (on disk, with a synced file).
    * Each change's own promise says the same; this is for callers that did not await them.
    *
-   * @throws The error of the first of those writes that failed (a `StoreIOError`, `StoreLockedError`).
+   * @throws The first write failure since the previous `flush()` call (a `StoreIOError`,
+   *   `StoreLockedError`): of a write it waited for, or of one that had already failed when it
+   *   was called. Each failure is reported by one `flush()` (and by those called while it was in
+   *   flight); the next call starts clean.
    */
   async flush(): Promise<void> {
     this.#checkOpen("flush");
@@ -404,13 +435,17 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     });
   }
 
-  /** Removes the present ones of `keys` in one write; resolves `false`, logged as `action`, on error. */
+  /**
+   * Removes `keys` in one write; resolves `false`, logged as `action`, on error. A key absent only
+   * because a write not yet done removes it is removed again, so that its `true` waits for a write
+   * that removes it. With nothing to remove, it waits for the writes called before it.
+   */
   #deleteKeys(keys: string[], action: string): Promise<boolean> {
     return this.#tolerate(action, "open", () => {
-      const present = keys.filter((key) => this.#queue.has(key));
-      if (present.length === 0) return { done: undefined };
+      const staged = keys.filter((key) => this.#queue.has(key) || this.#queue.isUnwritten(key));
+      if (staged.length === 0) return { done: this.#queue.tail() };
       return this.#queue.stage((batch) => {
-        for (const key of present) batch.changes.set(key, undefined);
+        for (const key of staged) batch.changes.set(key, undefined);
       });
     });
   }
@@ -443,6 +478,19 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
 
 /** What an operation needs before it runs: nothing, the owner lock, or the document read too. */
 type Needs = "none" | "own" | "open";
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") && value !== null && typeof (value as Partial<PromiseLike<unknown>>).then === "function";
+}
+
+/** A copy of an update's fallback, so that `fn` changing what it is given changes nothing of the caller's. */
+function copy(fallback: unknown, cannot: string): unknown {
+  try {
+    return structuredClone(fallback);
+  } catch (error) {
+    throw new TypeError(`${cannot}: the fallback cannot be copied (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+  }
+}
 
 function entryPairs(entries: unknown): Array<[unknown, unknown]> {
   if (typeof entries !== "object" || entries === null) {

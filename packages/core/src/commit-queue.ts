@@ -1,6 +1,6 @@
 import type { Backend } from "./backend.js";
 import { combine, isEmptyDocument, StoredDocument, type Batch, type LoadCheck } from "./document.js";
-import { isStoreFormatError, isStoreIOError, isStoreLockedError, StoreIOError } from "./errors.js";
+import { isStoreFormatError, isStoreIOError, isStoreLockedError, isUnsyncedWriteError, StoreIOError } from "./errors.js";
 
 interface PendingBatch extends Batch {
   readonly done: Promise<void>;
@@ -13,6 +13,10 @@ interface PendingBatch extends Batch {
  * changes staged while a write is in flight wait in one pending batch, which becomes the next
  * single write. A read looks through the pending batch, the one in flight, then what is stored.
  * Callers serialise their calls (AioKV's lock); writes run one at a time in the background.
+ *
+ * Nothing here waits on a timer (setImmediate, setTimeout): a consumer's tests with fake timers
+ * would hang on the first write. A write starts from a promise job, once the callers' steps
+ * called so far have staged their changes (`caughtUp`), which keeps them in one write.
  */
 export class CommitQueue {
   readonly #backend: Backend;
@@ -22,15 +26,22 @@ export class CommitQueue {
   #writing: PendingBatch | undefined;
   #pending: PendingBatch | undefined;
 
+  /** The first write failure that no `flush()` has reported yet. */
+  #failed: { batch: PendingBatch; error: unknown } | undefined;
+
   readonly #check: LoadCheck | undefined;
+  readonly #caughtUp: () => PromiseLike<void> | undefined;
 
   /**
    * @param backend Where the document lives.
    * @param check Runs on every key and value of the document when it is read (a schema's check).
+   * @param caughtUp Resolves once the callers' operations called so far have staged their changes
+   *   (`undefined` when they have): a new write waits for it, so that they share it.
    */
-  constructor(backend: Backend, check?: LoadCheck) {
+  constructor(backend: Backend, check?: LoadCheck, caughtUp: () => PromiseLike<void> | undefined = () => undefined) {
     this.#backend = backend;
     this.#check = check;
+    this.#caughtUp = caughtUp;
   }
 
   /** Whether reads can be answered now: the document is read, or a pending clear makes it moot. */
@@ -47,20 +58,48 @@ export class CommitQueue {
 
   /** A key's JSON text as of every change staged so far; call after `ready()`. */
   lookup(key: string): string | undefined {
-    for (const batch of [this.#pending, this.#writing]) {
-      if (batch?.changes.has(key)) return batch.changes.get(key);
-      if (batch?.cleared) return undefined;
-    }
-    return this.#stored?.get(key);
+    const batch = this.#decider(key);
+    return batch ? batch.changes.get(key) : this.#stored?.get(key);
   }
 
   /** Whether `key` is present as of every change staged so far, without serialising its value. */
   has(key: string): boolean {
-    for (const batch of [this.#pending, this.#writing]) {
-      if (batch?.changes.has(key)) return batch.changes.get(key) !== undefined;
-      if (batch?.cleared) return false;
-    }
-    return this.#stored?.has(key) ?? false;
+    const batch = this.#decider(key);
+    return batch ? batch.changes.get(key) !== undefined : (this.#stored?.has(key) ?? false);
+  }
+
+  /** Whether a change not yet written (pending or in flight) decides `key`'s value or absence. */
+  isUnwritten(key: string): boolean {
+    return this.#decider(key) !== undefined;
+  }
+
+  /** The in-flight write that `key`'s value or absence comes from: it may yet fail. */
+  inFlightFor(key: string): Promise<void> | undefined {
+    const batch = this.#decider(key);
+    return batch !== undefined && batch === this.#writing ? batch.done : undefined;
+  }
+
+  /** The pending write that `key`'s value or absence comes from, if any. */
+  pendingFor(key: string): Promise<void> | undefined {
+    const batch = this.#decider(key);
+    return batch !== undefined && batch === this.#pending ? batch.done : undefined;
+  }
+
+  /** Whether `done` is the pending batch's: it has not started. */
+  isPending(done: Promise<void>): boolean {
+    return this.#pending?.done === done;
+  }
+
+  /** Settles once every write staged so far has; never rejects. What a change that writes nothing waits for. */
+  tail(): Promise<void> {
+    // Batches are written one after the other: the last one settles last.
+    return ((this.#pending ?? this.#writing)?.done ?? Promise.resolve()).then(noop, noop);
+  }
+
+  /** The batch whose change (or clear) decides `key`: the pending one, then the one in flight. */
+  #decider(key: string): PendingBatch | undefined {
+    for (const batch of [this.#pending, this.#writing]) if (batch !== undefined && (batch.cleared || batch.changes.has(key))) return batch;
+    return undefined;
   }
 
   /** The keys as of every change staged so far, in file order; call after `ready()`. */
@@ -96,25 +135,45 @@ export class CommitQueue {
   stage(change: (batch: Batch) => void): { done: Promise<void> } {
     if (this.#pending === undefined) {
       this.#pending = pendingBatch();
-      // setImmediate, not a microtask: every change called in this turn joins the first write.
-      if (this.#writing === undefined) setImmediate(() => void this.#flush());
+      // A promise job, which fake timers leave alone; the write itself waits for the callers.
+      if (this.#writing === undefined) void Promise.resolve().then(() => this.#start());
     }
     change(this.#pending);
     return { done: this.#pending.done };
   }
 
-  /** Resolves once every staged change is written or has failed. */
+  /**
+   * Resolves once every staged change is written or has failed. Starts the pending write at once:
+   * its caller holds AioKV's lock, which that write would otherwise wait for.
+   */
   async settled(): Promise<void> {
     for (let batch = this.#pending ?? this.#writing; batch; batch = this.#pending ?? this.#writing) {
-      await batch.done.catch(() => {});
+      void this.#flush();
+      await batch.done.catch(noop);
     }
   }
 
-  /** Resolves once every change staged so far is written; rejects with the error of the first write that failed. */
+  /**
+   * Resolves once every change staged so far is written. Rejects with the first write failure
+   * since the previous call, whether it happened before this call or in a write it waits for;
+   * a failure is reported once.
+   */
   async written(): Promise<void> {
+    const earlier = this.#takeFailure(() => true);
     const batches = [this.#writing, this.#pending].filter((batch) => batch !== undefined);
     const results = await Promise.allSettled(batches.map((batch) => batch.done));
+    // Reported below: the next call must not report it again.
+    this.#takeFailure((batch) => batches.includes(batch));
+    if (earlier !== undefined) throw earlier.error;
     for (const result of results) if (result.status === "rejected") throw result.reason;
+  }
+
+  /** Forgets the unreported failure, if `which` is its batch; returns it. */
+  #takeFailure(which: (batch: PendingBatch) => boolean): { error: unknown } | undefined {
+    const failed = this.#failed;
+    if (failed === undefined || !which(failed.batch)) return undefined;
+    this.#failed = undefined;
+    return failed;
   }
 
   #load(): Promise<StoredDocument> {
@@ -135,6 +194,12 @@ export class CommitQueue {
     return text === undefined ? new StoredDocument(location) : StoredDocument.parse(text, location, this.#check);
   }
 
+  /** Starts the pending write once the callers have staged what they called with it. */
+  async #start(): Promise<void> {
+    await this.#caughtUp();
+    void this.#flush();
+  }
+
   async #flush(): Promise<void> {
     const batch = this.#pending;
     if (batch === undefined || this.#writing !== undefined) return;
@@ -143,12 +208,15 @@ export class CommitQueue {
     try {
       // Not yet read only when a clear below this batch failed: the changes go on what is stored.
       const base = batch.cleared ? new StoredDocument(this.#backend.location) : (this.#stored ?? (await this.#load()));
-      await this.#persist(batch, base.render(batch));
+      const unsynced = await this.#persist(batch, base.render(batch));
+      // Applied even when unsynced: the backend holds the change, and memory must agree with it.
       base.apply(batch);
       this.#stored = base;
+      if (unsynced !== undefined) throw unsynced;
       batch.resolve();
     } catch (error) {
-      // The batch is dropped: what is stored, and the batch staged after it, stay as they were.
+      // Unless applied above, the batch is dropped: what is stored, and the batch staged after it, stay as they were.
+      this.#failed ??= { batch, error };
       batch.reject(error);
     } finally {
       this.#writing = undefined;
@@ -156,16 +224,21 @@ export class CommitQueue {
     }
   }
 
-  async #persist(batch: Batch, data: Uint8Array[]): Promise<void> {
+  /** Writes `data`; resolves the error for a write that is in place but not synced. */
+  async #persist(batch: Batch, data: Uint8Array[]): Promise<StoreIOError | undefined> {
     const remove = batch.cleared && isEmptyDocument(data);
     try {
       await (remove ? this.#backend.remove() : this.#backend.write(data));
     } catch (error) {
+      if (isUnsyncedWriteError(error)) return new StoreIOError("sync", this.#backend.location, error.cause);
       if (isStoreIOError(error) || isStoreFormatError(error) || isStoreLockedError(error)) throw error;
       throw new StoreIOError(remove ? "remove" : "write", this.#backend.location, error);
     }
+    return undefined;
   }
 }
+
+function noop(): void {}
 
 function pendingBatch(): PendingBatch {
   let resolve!: () => void;
