@@ -15,6 +15,7 @@ import {
 } from "@aiokv/core";
 import { describe, expect, it } from "vitest";
 import { apiContract } from "./api-contract.js";
+import { commitContract } from "./commit-contract.js";
 import { instrumented, recordingLogger, until, type Harness, type HarnessFactory } from "./harness.js";
 
 /** Resolves the error `promise` rejects with; fails the test if it resolves. */
@@ -717,4 +718,5 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
   });
 
   apiContract(name, makeHarness);
+  commitContract(name, makeHarness);
 }

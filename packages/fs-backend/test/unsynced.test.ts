@@ -1,0 +1,45 @@
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AioKV } from "@aiokv/core";
+import { FileBackend } from "@aiokv/fs-backend";
+import { describe, expect, it } from "vitest";
+import { tempDir } from "./file-harness.js";
+
+const unsyncedSet = fileURLToPath(new URL("fixtures/unsynced-set.mjs", import.meta.url));
+const hasStrace = spawnSync("strace", ["-V"]).status === 0;
+if (!hasStrace) console.log("Skipping the fsync fault test: strace is not installed (apt-get install strace)");
+
+/** Runs the fixture on `file` under strace with `options`; its stdout and strace's report. */
+function traced(file: string, ...options: string[]): { stdout: string; stderr: string } {
+  const { stdout, stderr, status } = spawnSync("strace", ["-f", "-qq", ...options, "node", unsyncedSet, file], { encoding: "utf8" });
+  expect(status, stderr).toBe(0);
+  return { stdout, stderr };
+}
+
+describe("FileBackend when the directory's fsync fails after the rename (strace fault injection)", () => {
+  it.skipIf(!hasStrace)("set() rejects with StoreIOError 'sync' saying the change is in the file; the store and the file keep it", async () => {
+    const dir = await tempDir();
+    // A fresh store's synced set makes two fsyncs, the temp file's then the directory's: the
+    // second is the one to fail. Counted first, so that a change in the count fails here.
+    const counted = traced(join(dir, "counted.json"), "-e", "trace=fsync,fdatasync");
+    expect(counted.stderr.match(/\bf(?:data)?sync\(\d+\) += 0$/gm)).toHaveLength(2);
+
+    const file = join(dir, "state.json");
+    const { stdout, stderr } = traced(file, "-e", "trace=fsync", "-e", "inject=fsync:error=EIO:when=2");
+    expect(stderr).toMatch(/fsync\(\d+\) += -1 EIO .*\(INJECTED\)/);
+    expect(JSON.parse(stdout)).toStrictEqual({
+      rejected: {
+        name: "StoreIOError",
+        operation: "sync",
+        code: "EIO",
+        message: `Cannot sync store ${JSON.stringify(file)}: the change is in the file but may not survive a power loss (EIO: i/o error, fsync)`,
+      },
+      // The store in the child kept the change, as the file did.
+      value: "v",
+    });
+    const reopened = new AioKV(new FileBackend(file));
+    expect(await reopened.getAll()).toStrictEqual({ k: "v" });
+    await reopened.close();
+  });
+});
