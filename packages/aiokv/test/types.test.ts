@@ -28,6 +28,9 @@ describe("types", () => {
     await expect(kv.set("d", new Date())).rejects.toThrow(TypeError);
     // @ts-expect-error: keys are strings
     await expect(kv.get(1)).rejects.toThrow(TypeError);
+    // @ts-expect-error: a string is one key, not an iterable of keys (it would delete "a", "b", "c")
+    await expect(kv.deleteMany("abc")).rejects.toThrow("Cannot delete keys: expected an iterable of keys, received a string");
+    expect(await kv.deleteMany(new Set(["a"]))).toBe(true);
   });
 
   it("a typed store checks every key and value at compile time", async () => {
