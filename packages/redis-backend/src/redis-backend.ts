@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { StoreLockedError, type Backend, type StoreOwner } from "@aiokv/core";
 import { Redis } from "ioredis";
@@ -41,15 +41,26 @@ export interface RedisBackendOptions {
   readonly replicas?: number;
 }
 
-// Every change checks, in the same atomic script, that the lock still holds this owner's value:
-// an owner that was paused past its ttl and lost the lock cannot overwrite the new owner's state.
-const fenced = (change: string): string => `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n${change}`;
+// Every script gets KEYS[1] the lock, KEYS[2] the document, ARGV[1] this owner's lock value and
+// ARGV[2] the ttl. Every change checks, in the same atomic script, that the lock still holds this
+// owner's value: an owner that was paused past its ttl and lost the lock cannot overwrite the new
+// owner's state. -1: another owner holds it; -2: nobody does (it lapsed).
+const fenced = (change: string): string =>
+  `local holder = redis.call('GET', KEYS[1]) if holder ~= ARGV[1] then return holder and -1 or -2 end\n${change}`;
 const scripts = {
-  write: fenced("redis.call('SET', KEYS[2], ARGV[2]) return 1"),
+  write: fenced("redis.call('SET', KEYS[2], ARGV[3]) return 1"),
   remove: fenced("return redis.call('DEL', KEYS[2])"),
   moveAside: fenced("if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end redis.call('RENAME', KEYS[2], KEYS[3]) return 1"),
   renew: fenced("return redis.call('PEXPIRE', KEYS[1], ARGV[2])"),
   release: fenced("return redis.call('DEL', KEYS[1])"),
+  // A lapsed lock is taken back only while nobody holds it and the document is still what this
+  // owner last read or wrote (ARGV[3], its SHA-1, or "" for none): had another owner taken the
+  // lock and changed the document meanwhile, even one that has closed since, writing would lose that change.
+  // A concurrent call of this owner (a renewal) may have taken it back already.
+  retake: `local holder = redis.call('GET', KEYS[1]) if holder then return holder == ARGV[1] and 1 or -1 end
+local document = redis.call('GET', KEYS[2])
+if (document and redis.sha1hex(document) or '') ~= ARGV[3] then return -1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1`,
 };
 
 /**
@@ -75,6 +86,7 @@ export class RedisBackend implements Backend {
   readonly #lockKey: string;
   readonly #ttl: number;
   readonly #replicas: number;
+  readonly #timeout: number;
   /**
    * How long WAIT may hold the connection: at most half the timeout, so that its answer comes
    * back before the command times out, and a third of the lock's ttl, so that a renewal queued
@@ -84,6 +96,15 @@ export class RedisBackend implements Backend {
   /** This owner's lock value while it holds the lock: its token, pid, host and time. */
   #held: string | undefined;
   #renewal: NodeJS.Timeout | undefined;
+  /**
+   * The document as this backend last read or wrote it (`null`: none; `undefined`: not known),
+   * which a lapsed lock is taken back against. Held, not hashed, so that a write costs nothing more.
+   */
+  #known: Buffer | null | undefined;
+  /** Whether the backend's own client was ever connected: only then does it reconnect by itself. */
+  #wasReady = false;
+  /** The client's connection attempt under way, shared by the calls that wait for it. */
+  #connecting: Promise<void> | undefined;
 
   /** @throws {TypeError} {RangeError} When the options are missing or out of range. */
   constructor(options: RedisBackendOptions) {
@@ -103,39 +124,50 @@ export class RedisBackend implements Backend {
         connectTimeout: timeout,
         commandTimeout: timeout,
         maxRetriesPerRequest: 1,
-        retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+        // Reconnect a connection that was up; a first connection that fails is reported by the
+        // call that made it (see #connect), and the next call tries again.
+        retryStrategy: (attempt) => (this.#wasReady ? Math.min(attempt * 100, 1000) : null),
       });
     this.#ownsClient = client === undefined;
     // Failures reach the caller through the command that failed; the event would only be logged.
-    if (this.#ownsClient) this.#client.on("error", () => {});
+    if (this.#ownsClient) this.#client.on("error", () => {}).on("ready", () => (this.#wasReady = true));
     this.#key = key;
     this.#lockKey = options.lockKey ?? `${key}.lock`;
     this.#ttl = ttl;
     this.#replicas = replicas;
+    this.#timeout = timeout;
     this.#waitMs = Math.floor(Math.min(timeout / 2, ttl / 3));
     const { host, port, db } = this.#client.options;
     this.location = `redis://${host ?? "localhost"}:${port ?? 6379}/${db ?? 0}#${key}`;
   }
 
-  async read(): Promise<string | undefined> {
-    return (await this.#client.get(this.#key)) ?? undefined;
+  /** The document's bytes, undecoded: AioKV decodes them strictly, so bytes that are not UTF-8 are reported, not replaced. */
+  async read(): Promise<Uint8Array | undefined> {
+    await this.#connect();
+    this.#known = await this.#client.getBuffer(this.#key);
+    return this.#known ?? undefined;
   }
 
   async write(pieces: readonly Uint8Array[]): Promise<void> {
+    await this.#connect();
     const bytes = Buffer.concat(pieces);
     if (this.#held === undefined) await this.#client.set(this.#key, bytes);
     else await this.#fenced(scripts.write, [], [bytes]);
+    this.#known = bytes;
     await this.#replicated();
   }
 
   async remove(): Promise<void> {
+    await this.#connect();
     if (this.#held === undefined) await this.#client.del(this.#key);
     else await this.#fenced(scripts.remove, [], []);
+    this.#known = null;
     await this.#replicated();
   }
 
   /** Renames the document's key to `<key>.<suffix>`, for `quarantine()`. */
   async moveAside(suffix: string): Promise<string | undefined> {
+    await this.#connect();
     const aside = `${this.#key}.${suffix}`;
     let moved: number;
     if (this.#held !== undefined) moved = await this.#fenced(scripts.moveAside, [aside], []);
@@ -144,6 +176,7 @@ export class RedisBackend implements Backend {
       moved = await this.#client.exists(this.#key);
       if (moved !== 0) await this.#client.rename(this.#key, aside);
     }
+    this.#known = null;
     await this.#replicated();
     return moved === 0 ? undefined : this.location.replace(/#.*$/, `#${aside}`);
   }
@@ -179,27 +212,63 @@ export class RedisBackend implements Backend {
     }
   }
 
+  /**
+   * Connects the backend's own client, or fails within `timeout`. ioredis alone takes longer (its
+   * connect timeout covers the TCP handshake only, not a server that accepts and never answers)
+   * and fails with "Connection is closed.", hiding why: this error says what happened, with the
+   * client's own error as cause. Once connected, the client reconnects by itself.
+   */
   async #connect(): Promise<void> {
-    if (this.#ownsClient && (this.#client.status === "wait" || this.#client.status === "end")) await this.#client.connect();
+    if (!this.#ownsClient || this.#wasReady) return;
+    let failure: Error | undefined;
+    const remember = (error: Error): void => void (failure ??= error);
+    this.#client.on("error", remember);
+    // One attempt at a time: a call made while an earlier call's attempt goes on waits for it.
+    this.#connecting ??= this.#client.connect().finally(() => (this.#connecting = undefined));
+    const silence = Object.assign(new Error("the server did not answer"), { code: "ETIMEDOUT" });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([this.#connecting, new Promise<never>((_, reject) => (timer = setTimeout(reject, this.#timeout, silence)))]);
+    } catch (error) {
+      if (error === silence) {
+        // ioredis would go on waiting, and fail a later call with this attempt's "Connection is
+        // closed.": drop the attempt (at once, not after a goodbye the server does not answer).
+        this.#client.disconnect();
+        this.#client.stream?.destroy();
+        await this.#connecting?.catch(() => {});
+      }
+      // connect() rejects with "Connection is closed.": the error event before it says why.
+      const cause = error === silence ? silence : (failure ?? (error as Error));
+      throw Object.assign(new Error(`could not connect within ${this.#timeout} ms: ${cause.message}`, { cause }), { code: errorCode(cause) });
+    } finally {
+      clearTimeout(timer);
+      this.#client.off("error", remember);
+    }
   }
 
   async #renew(): Promise<void> {
-    const held = this.#held;
-    if (held === undefined) return;
+    if (this.#held === undefined) return;
     // A failed or refused renewal needs no action here: the next write's fence finds out.
-    await this.#eval(scripts.renew, held, [], [this.#ttl]).catch(() => {});
+    await this.#fenced(scripts.renew, [], []).catch(() => {});
   }
 
-  /** Runs a fenced change; throws StoreLockedError, naming the new holder, when the lock is no longer this owner's. */
-  async #fenced(script: string, keys: string[], args: Array<Buffer | string | number>): Promise<number> {
+  /**
+   * Runs a fenced change. A lock that lapsed (a pause, a suspend) while nobody took it is taken
+   * back first; throws StoreLockedError, naming the new holder, when it is no longer this owner's.
+   */
+  async #fenced(script: string, keys: string[], args: Array<Buffer | string>): Promise<number> {
     const held = this.#held ?? "";
-    const result = await this.#eval(script, held, [this.#key, ...keys], args);
-    if (result === -1) throw new StoreLockedError(this.location, ownerOf(await this.#client.get(this.#lockKey).catch(() => null)));
+    let result = await this.#eval(script, held, keys, args);
+    if (result === -2 && this.#known !== undefined) {
+      const known = this.#known === null ? "" : createHash("sha1").update(this.#known).digest("hex");
+      if ((await this.#eval(scripts.retake, held, [], [known])) === 1) result = await this.#eval(script, held, keys, args);
+    }
+    if (result < 0) throw new StoreLockedError(this.location, ownerOf(await this.#client.get(this.#lockKey).catch(() => null)));
     return result;
   }
 
-  async #eval(script: string, held: string, keys: string[], args: Array<Buffer | string | number>): Promise<number> {
-    return (await this.#client.eval(script, 1 + keys.length, this.#lockKey, ...keys, held, ...args)) as number;
+  async #eval(script: string, held: string, keys: string[], args: Array<Buffer | string>): Promise<number> {
+    return (await this.#client.eval(script, 2 + keys.length, this.#lockKey, this.#key, ...keys, held, this.#ttl, ...args)) as number;
   }
 
   async #replicated(): Promise<void> {
@@ -209,6 +278,11 @@ export class RedisBackend implements Backend {
       throw new Error(`only ${acknowledged} of ${this.#replicas} replicas acknowledged the write within ${this.#waitMs} ms`);
     }
   }
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 function ownerOf(value: string | null | undefined): StoreOwner | undefined {

@@ -107,6 +107,35 @@ describe.skipIf(!haveRedis)("RedisBackend on a real redis-server", () => {
     expect(await kv.get("owner")).toBe("parent");
   });
 
+  it("an owner paused past its ttl while nobody took the lock takes it back, and writes", async () => {
+    const key = freshKey();
+    const { child, next } = await owner(key);
+    child.kill("SIGSTOP");
+    await sleep(ttl + 300);
+    expect(await admin.exists(`${key}.lock`)).toBe(0);
+    child.kill("SIGCONT");
+    child.stdin.write('set after "pause"\n');
+    expect(await next()).toBe("ok");
+    expect(JSON.parse((await admin.get(key)) ?? "")).toStrictEqual({ owner: `child ${child.pid}`, after: "pause" });
+    expect(JSON.parse((await admin.get(`${key}.lock`)) ?? "")).toMatchObject({ pid: child.pid });
+    await expect(open(key).get("owner")).rejects.toBeInstanceOf(StoreLockedError);
+  });
+
+  it("an owner paused past its ttl does not take the lock back after another owner changed the document, even one that closed since", async () => {
+    const key = freshKey();
+    const { child, next } = await owner(key);
+    child.kill("SIGSTOP");
+    await sleep(ttl + 300);
+    const kv = open(key);
+    await kv.set("owner", "parent");
+    await kv.close();
+    child.kill("SIGCONT");
+    child.stdin.write('set owner "child-again"\n');
+    expect(await next()).toBe(`refused StoreLockedError: Cannot own store "redis://127.0.0.1:${server.port}/0#${key}": it is locked by another owner`);
+    expect(JSON.parse((await admin.get(key)) ?? "")).toStrictEqual({ owner: "parent" });
+    expect(await admin.exists(`${key}.lock`)).toBe(0);
+  });
+
   it("an owner's lock outlives its ttl while the owner lives: it is renewed", async () => {
     const key = freshKey();
     const kv = open(key);
@@ -115,6 +144,26 @@ describe.skipIf(!haveRedis)("RedisBackend on a real redis-server", () => {
     await expect(open(key).get("a")).rejects.toBeInstanceOf(StoreLockedError);
     await kv.set("a", 2);
     expect(JSON.parse((await admin.get(key)) ?? "")).toStrictEqual({ a: 2 });
+  });
+
+  it("at the shortest lockTtl, an owner keeps its lock for many lease periods while another store keeps trying", async () => {
+    const key = freshKey();
+    const shortest = 1000;
+    const kv = open(key, { lockTtl: shortest });
+    await kv.set("n", 0);
+    const contender = open(key, { lockTtl: shortest });
+    const outcomes: unknown[] = [];
+    const until = Date.now() + 6 * shortest;
+    for (let n = 1; Date.now() < until; n++) {
+      outcomes.push(await contender.set("n", -n).then(() => "written", (e: unknown) => (e as Error).name));
+      if (n % 5 === 0) await kv.set("n", n); // the owner writes now and then, idle in between
+      await sleep(50);
+    }
+    expect(outcomes.length).toBeGreaterThan(30);
+    expect(new Set(outcomes)).toStrictEqual(new Set(["StoreLockedError"]));
+    await kv.set("last", true);
+    expect(JSON.parse((await admin.get(key)) ?? "")).toMatchObject({ last: true });
+    expect(await admin.pttl(`${key}.lock`)).toBeGreaterThan(shortest / 2);
   });
 
   it("close() releases the lock at once and closes the connection", async () => {
@@ -218,16 +267,44 @@ describe.skipIf(!haveRedis)("RedisBackend on a real redis-server", () => {
     expect(JSON.parse((await mirror.get(key)) ?? "")).toStrictEqual({ a: 2 });
   });
 
-  it("a refused connection rejects within the timeout, with the client's error as cause", async () => {
-    const started = Date.now();
-    const kv = new AioKV(new RedisBackend({ url: "redis://127.0.0.1:1", key: "k", timeout: 500 }), { logger: quiet });
-    const error = (await kv.get("a").catch((e: unknown) => e)) as StoreIOError;
-    expect(error).toBeInstanceOf(StoreIOError);
-    expect(error.operation).toBe("lock");
-    expect(error.cause).toBeInstanceOf(Error);
-    expect(Date.now() - started).toBeLessThan(5000);
-    expect(await kv.delete("a")).toBe(false);
-    await kv.close();
+  it("a refused connection rejects within the timeout, saying it could not connect, with the client's error as cause", async () => {
+    const timeout = 500;
+    for (const lock of [true, false]) {
+      const started = Date.now();
+      const kv = new AioKV(new RedisBackend({ url: "redis://127.0.0.1:1", key: "k", timeout }), { logger: quiet, lock });
+      const error = (await kv.get("a").catch((e: unknown) => e)) as StoreIOError;
+      expect(Date.now() - started).toBeLessThan(timeout + 1000);
+      expect(error).toBeInstanceOf(StoreIOError);
+      expect(error.operation).toBe(lock ? "lock" : "read");
+      expect(error.code).toBe("ECONNREFUSED");
+      expect(error.message).toBe(
+        `Cannot ${error.operation} store "redis://127.0.0.1:1/0#k": could not connect within ${timeout} ms: connect ECONNREFUSED 127.0.0.1:1`,
+      );
+      expect((error.cause as Error).cause).toBeInstanceOf(Error);
+      expect(await kv.delete("a")).toBe(false);
+      await kv.close();
+    }
+  });
+
+  it("a server that accepts and does not answer at the first connection: the first call rejects within the timeout, the next works once it answers", async () => {
+    const timeout = 500;
+    const key = freshKey();
+    const kv = open(key, { timeout });
+    server.signal("SIGSTOP"); // the kernel still accepts the connection; nothing answers
+    try {
+      for (const _ of [1, 2]) {
+        const started = Date.now();
+        const error = (await kv.set("a", 1).catch((e: unknown) => e)) as StoreIOError;
+        expect(Date.now() - started).toBeLessThan(timeout + 1000);
+        expect(error).toBeInstanceOf(StoreIOError);
+        expect(error.code).toBe("ETIMEDOUT");
+        expect(error.message).toBe(`Cannot lock store "redis://127.0.0.1:${server.port}/0#${key}": could not connect within ${timeout} ms: the server did not answer`);
+      }
+    } finally {
+      server.signal("SIGCONT");
+    }
+    await kv.set("a", 2);
+    expect(JSON.parse((await admin.get(key)) ?? "")).toStrictEqual({ a: 2 });
   });
 
   it("a value that is not JSON, not an object, or not a string gives the file's errors", async () => {
