@@ -1,5 +1,3 @@
-import { core } from "zod";
-
 /** A value that JSON writes and reads back unchanged. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -8,6 +6,13 @@ export type JsonObject = { [key: string]: JsonValue };
 
 /** How deep a value may nest. `JSON.stringify` overflows the stack a few thousand levels down. */
 export const MAX_DEPTH = 1000;
+
+/**
+ * The longest document a store can read back, in UTF-16 units: V8's longest string on 64-bit
+ * (`2 ** 29 - 24`), since a document is decoded into one string. A longer one could be written
+ * but never loaded, so a change that would make one is refused before any I/O.
+ */
+export const MAX_TEXT_LENGTH: number = 2 ** 29 - 24;
 
 /**
  * Throws a `TypeError` unless `key` is a string.
@@ -28,18 +33,33 @@ export function checkKey(key: unknown, method: string): asserts key is string {
  * @param value Anything the caller passed.
  * @returns The value's compact JSON text.
  * @throws {TypeError} When the value, or anything inside it, is not JSON data.
+ * @throws {RangeError} When its JSON is too long for a document the store can read back ({@link MAX_TEXT_LENGTH}).
  */
 export function toJson(key: string, value: unknown): string {
   const type = typeof value;
-  if (type === "string" || type === "boolean" || value === null || (type === "number" && Number.isFinite(value))) {
-    return JSON.stringify(value);
-  }
+  const plain = type === "string" || type === "boolean" || value === null || (type === "number" && Number.isFinite(value));
   const path: PropertyKey[] = [key];
-  const problem = findProblem(value, path, []);
+  const problem = plain ? undefined : findProblem(value, path, []);
   if (problem !== undefined) {
-    throw new TypeError(`Cannot set key ${JSON.stringify(key)}: value at ${core.toDotPath(path)} ${problem}`);
+    throw new TypeError(`Cannot set key ${JSON.stringify(key)}: value at ${formatPath(path)} ${problem}`);
   }
-  return JSON.stringify(value);
+  // The line `"key": json` in a document of its own (`{`, `}`, separators): nothing longer can be
+  // read back. A string's JSON is its length and two quotes at least: a doomed one is refused
+  // without the seconds JSON.stringify takes on hundreds of millions of characters.
+  const room = MAX_TEXT_LENGTH - JSON.stringify(key).length - 9;
+  let json: string | undefined;
+  try {
+    if (type !== "string" || (value as string).length + 2 <= room) json = JSON.stringify(value);
+  } catch (error) {
+    // V8 refuses to make a string longer than MAX_TEXT_LENGTH; any other error is unexpected.
+    if (!(error instanceof RangeError) || /call stack/i.test(error.message)) throw error;
+  }
+  if (json === undefined || json.length > room) {
+    throw new RangeError(
+      `Cannot set key ${JSON.stringify(key)}: its JSON is longer than the ${MAX_TEXT_LENGTH} characters of the longest document a store can read back`,
+    );
+  }
+  return json;
 }
 
 // Depth-first, leaving `path` at the offending place. `ancestors` holds the open objects, so a
@@ -65,15 +85,44 @@ function findProblem(value: unknown, path: PropertyKey[], ancestors: object[]): 
   if (Object.getOwnPropertySymbols(value).length > 0) return "has a symbol key";
   ancestors.push(value);
   const record = value as Record<string, unknown>;
-  const keys = isArray ? Array.from((value as unknown[]).keys(), String) : Object.keys(value);
-  for (const name of keys) {
-    path.push(isArray ? Number(name) : name);
-    const problem = isArray && !(name in value) ? "is a hole in a sparse array" : findProblem(record[name], path, ancestors);
+  const length = isArray ? (value as unknown[]).length : 0;
+  // Object.keys, not 0..length: a sparse array costs what it holds, not its length (new Array(1e8)).
+  const names = Object.keys(value);
+  for (const [at, name] of names.entries()) {
+    let problem: string | undefined;
+    if (!isArray || name === String(at)) {
+      path.push(isArray ? at : name);
+      problem = findProblem(record[name], path, ancestors);
+    } else if (at < length) {
+      // An array's keys are its indices in order, then its other properties: a name out of
+      // place means that index is a hole or, past the length, a property JSON does not write.
+      path.push(at);
+      problem = "is a hole in a sparse array";
+    } else {
+      path.push(name);
+      problem = "is a property of an array, which JSON does not write";
+    }
     if (problem !== undefined) return problem;
     path.pop();
   }
+  if (names.length < length) {
+    path.push(names.length);
+    return "is a hole in a sparse array";
+  }
   ancestors.pop();
   return undefined;
+}
+
+/** `key.name[2]["odd key"]`: a place inside a value, written as zod's `toDotPath` writes it. */
+function formatPath(path: readonly PropertyKey[]): string {
+  const parts: string[] = [];
+  for (const segment of path) {
+    if (typeof segment === "number") parts.push(`[${segment}]`);
+    else if (typeof segment === "symbol") parts.push(`[${JSON.stringify(String(segment))}]`);
+    else if (/[^\w$]/.test(segment)) parts.push(`[${JSON.stringify(segment)}]`);
+    else parts.push(parts.length > 0 ? `.${segment}` : segment);
+  }
+  return parts.join("");
 }
 
 /** "a function", "an instance of Date", "null": what a value is, for a message. */
