@@ -21,17 +21,25 @@ export interface TextPosition {
 }
 
 /**
- * Error thrown when a store's document is not valid JSON (truncated, empty, garbage, a BOM). Its
- * message and `position` say where the text stops being JSON, when that can be told.
+ * Error thrown when a store's document is not valid JSON (truncated, empty, garbage, a BOM) or
+ * not valid UTF-8. Its message and `position` say where the text stops being JSON, when that can
+ * be told; `byteOffset`, where the bytes stop being UTF-8.
  */
 export class CorruptStoreError extends StoreFormatError {
   override readonly name = "CorruptStoreError" as const;
   /** The line and column of the first problem. */
   readonly position: TextPosition | undefined;
+  /** For a document that is not valid UTF-8: the 0-based offset of its first invalid byte sequence. */
+  readonly byteOffset: number | undefined;
 
-  constructor(message: string, location: string, options?: ErrorOptions & { position?: TextPosition | undefined }) {
+  constructor(
+    message: string,
+    location: string,
+    options?: ErrorOptions & { position?: TextPosition | undefined; byteOffset?: number | undefined },
+  ) {
     super(message, location, options);
     this.position = options?.position;
+    this.byteOffset = options?.byteOffset;
   }
 }
 

@@ -36,3 +36,43 @@ function positionOf(text: string, offset: number): TextPosition {
   }
   return { line, column: offset - lineStart + 1 };
 }
+
+/**
+ * The offset of the first byte sequence of `bytes` that is not UTF-8 (where a decoder would put
+ * its first U+FFFD), for a document that a strict decoder refused: the decoder names no offset.
+ *
+ * @returns The 0-based offset, or `undefined` when every sequence is valid.
+ */
+export function locateInvalidUtf8(bytes: Uint8Array): number | undefined {
+  for (let at = 0; at < bytes.length; ) {
+    const length = sequenceLength(bytes, at);
+    if (length === 0) return at;
+    at += length;
+  }
+  return undefined;
+}
+
+/** The length of the valid UTF-8 sequence at `at`, or 0 (RFC 3629: no overlong forms, surrogates, or code points past U+10FFFF). */
+function sequenceLength(bytes: Uint8Array, at: number): number {
+  const lead = bytes[at] ?? 0;
+  if (lead < 0x80) return 1;
+  // The lead byte sets the length and the range of the byte after it; the others are 80..BF.
+  let length: number;
+  let low = 0x80;
+  let high = 0xbf;
+  if (lead >= 0xc2 && lead <= 0xdf) length = 2;
+  else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead === 0xe0) low = 0xa0;
+    if (lead === 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead === 0xf0) low = 0x90;
+    if (lead === 0xf4) high = 0x8f;
+  } else return 0;
+  for (let next = 1; next < length; next++) {
+    const byte = bytes[at + next];
+    if (byte === undefined || byte < (next === 1 ? low : 0x80) || byte > (next === 1 ? high : 0xbf)) return 0;
+  }
+  return length;
+}
