@@ -1,11 +1,13 @@
 /**
- * Where a store's document lives. A backend moves text and nothing else: parsing, value checks,
- * the lock and group commit live in `AioKV`, so every backend behaves the same.
+ * Where a store's document lives. A backend moves bytes and nothing else: decoding, parsing,
+ * value checks, the lock and group commit live in `AioKV`, so every backend behaves the same.
  *
  * Reject with the underlying error (AioKV wraps it, keeping it as `cause`), except for absence,
  * which is a value: `read()` resolves `undefined` and `remove()` resolves. The document goes out
  * as UTF-8 bytes in pieces (AioKV keeps unchanged parts of a large document encoded, and a file
- * writes them with one `writev`, without copying them together) and comes back as text.
+ * writes them with one `writev`, without copying them together) and comes back as bytes, which
+ * AioKV decodes strictly (bytes that are not UTF-8 are a `CorruptStoreError` naming the offset),
+ * or as text where the storage holds text.
  *
  * @example
  * ```ts
@@ -23,8 +25,13 @@
 export interface Backend {
   /** Where the document lives (a path, `memory:<name>`); every error message names it. */
   readonly location: string;
-  /** The document's text, or `undefined` when there is none. An empty file reads as `""`. */
-  read(): Promise<string | undefined>;
+  /**
+   * The document's bytes as stored (decoded by AioKV, which refuses bytes that are not UTF-8),
+   * or its text where the storage holds text; `undefined` when there is none. An empty document
+   * reads as empty bytes or `""`. Do not decode bytes here: a lenient decoder would hide a
+   * corrupt document behind U+FFFD, and the next write would make that permanent.
+   */
+  read(): Promise<string | Uint8Array | undefined>;
   /**
    * Replaces the document whole with these UTF-8 bytes, given in pieces to be written one after
    * the other; a reader sees the old text or the new, never a mix.

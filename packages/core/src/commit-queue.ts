@@ -184,7 +184,7 @@ export class CommitQueue {
   }
 
   async #read(): Promise<StoredDocument> {
-    let text: string | undefined;
+    let text: string | Uint8Array | undefined;
     try {
       text = await this.#backend.read();
     } catch (error) {

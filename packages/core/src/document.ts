@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { CorruptStoreError, InvalidStoreShapeError } from "./errors.js";
+import { MAX_DEPTH, MAX_TEXT_LENGTH } from "./json-value.js";
+import { scanMembers } from "./members.js";
 
 /** Changes that go to the backend in one write. */
 export interface Batch {
@@ -12,10 +14,18 @@ export interface Batch {
 /** Throws when a loaded document's value under `key` is not allowed (a schema's check). */
 export type LoadCheck = (key: string, value: unknown) => void;
 
-/** A value as `JSON.parse` made it, not yet written back: serialised when first needed. */
-interface Parsed {
-  readonly value: unknown;
+/**
+ * A loaded member that no change has touched: its key token and value text exactly as the file
+ * has them, so that writing it back keeps its bytes (a big integer, `1.0`, `1e400`, `"\u00e9"`,
+ * a pretty-printed value), which a round trip through `JSON.parse` and `JSON.stringify` would not.
+ */
+interface Raw {
+  readonly token: string;
+  readonly value: string;
 }
+
+/** A slot's line: written by this store (`"key": json`), or as loaded. */
+type Line = string | Raw;
 
 // zod explains a document that is not an object (its output, which would copy `__proto__` into a
 // prototype, is not used). Parsed JSON has only string keys, so for an object there is nothing to
@@ -31,6 +41,9 @@ const bytes = {
   close: encoder.encode("\n}\n"),
   empty: encoder.encode("{}\n"),
 };
+// Strict: a document that is not UTF-8 is corrupt, never loaded with U+FFFD in place of its bytes
+// (and written back so). The BOM is kept, so that JSON.parse refuses it as for a text.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 // Lines are joined and encoded in chunks of 2^chunkBits, each kept until one of its lines changes:
 // a write encodes the chunks it touched and copies the cached bytes of the others, which costs a
 // tenth of encoding the whole text again.
@@ -38,32 +51,40 @@ const chunkBits = 8;
 
 /**
  * The stored document, kept as the lines of its file (`"key": value`), one slot per key in file
- * order, encoded in cached chunks: a write serialises and encodes only what it changed. A read
- * parses the value's text, which makes its copy.
+ * order, encoded in cached chunks: a write serialises and encodes only what it changed, and a key
+ * nobody changed keeps the text it was loaded with. A read parses the value's text, which makes
+ * its copy.
  */
 export class StoredDocument {
   readonly #location: string;
   /** The object `JSON.parse` made, answering reads until the first write builds the slots. */
   #parsed: Record<string, unknown> | undefined;
+  /** The text `#parsed` came from, scanned for each member's raw text when the slots are built. */
+  #text: string | undefined;
   readonly #slots = new Map<string, number>();
   #keys: string[] = [];
-  #lines: Array<string | Parsed | undefined> = [];
+  #lines: Array<Line | undefined> = [];
   /** The encoded lines of each chunk, while none of them changed. */
   #chunks: Array<Uint8Array | undefined> = [];
   #holes = 0;
+  /** The total length of the lines held, to refuse a document too long to read back. */
+  #length = 0;
 
   constructor(location: string) {
     this.#location = location;
   }
 
   /**
-   * Parses a document's text. Values stay as parsed until first read or written.
+   * Parses a document, given as bytes (decoded here, strictly) or text. Values stay as parsed
+   * until first read or written.
    *
-   * @throws {CorruptStoreError} When the text is not JSON.
-   * @throws {InvalidStoreShapeError} When it is JSON but not an object.
+   * @throws {CorruptStoreError} When the bytes are not UTF-8, or the text is not JSON.
+   * @throws {InvalidStoreShapeError} When it is JSON but not an object, or a value nests deeper
+   *   than `set()` accepts.
    */
-  static async parse(text: string, location: string, check?: LoadCheck): Promise<StoredDocument> {
+  static async parse(source: string | Uint8Array, location: string, check?: LoadCheck): Promise<StoredDocument> {
     const cannot = `Cannot load store ${JSON.stringify(location)}`;
+    const text = typeof source === "string" ? source : await decode(source, cannot, location);
     let data: unknown;
     try {
       data = JSON.parse(text);
@@ -83,12 +104,18 @@ export class StoredDocument {
     if (check) for (const key of Object.keys(parsed)) check(key, parsed[key]);
     const document = new StoredDocument(location);
     document.#parsed = parsed;
+    document.#text = text;
+    // Only a text with more opening brackets than MAX_DEPTH can hold a value nested deeper: for
+    // it the scan that finds each value's depth runs now (the first write would run it anyway).
+    if (mayNestDeeper(text)) document.#index();
     return document;
   }
 
   /** The stored keys, in file order. */
   keys(): string[] {
-    return this.#parsed ? Object.keys(this.#parsed) : [...this.#slots.keys()];
+    // JSON.parse puts integer-like keys first: the scan tells the file's order.
+    this.#index();
+    return [...this.#slots.keys()];
   }
 
   /** Whether `key` is stored, without serialising its value. */
@@ -98,10 +125,18 @@ export class StoredDocument {
 
   /** The JSON text of `key`'s value, or `undefined` when absent. */
   get(key: string): string | undefined {
-    if (this.#parsed) return Object.hasOwn(this.#parsed, key) ? this.#serialise(key, this.#parsed[key]) : undefined;
+    const parsed = this.#parsed;
+    if (parsed) {
+      if (!Object.hasOwn(parsed, key)) return undefined;
+      const json = JSON.stringify(parsed[key]);
+      // JSON.stringify writes null for a loaded 1e400 (Infinity): the raw text answers then.
+      if (!json.includes("null") || !hasNonFinite(parsed[key])) return json;
+      this.#index();
+    }
     const slot = this.#slots.get(key);
-    if (slot === undefined) return undefined;
-    return this.#line(slot).slice(JSON.stringify(key).length + 2);
+    const line = slot === undefined ? undefined : this.#lines[slot];
+    if (line === undefined) return undefined;
+    return typeof line === "string" ? line.slice(JSON.stringify(key).length + 2) : line.value;
   }
 
   /**
@@ -110,6 +145,7 @@ export class StoredDocument {
    */
   render(batch?: Batch): Uint8Array[] {
     this.#index();
+    this.#checkLength(batch);
     const patched = new Map<number, string | undefined>();
     const appended: string[] = [];
     for (const [key, json] of batch?.changes ?? []) {
@@ -138,6 +174,7 @@ export class StoredDocument {
       this.#lines = [];
       this.#chunks = [];
       this.#holes = 0;
+      this.#length = 0;
     }
     for (const [key, json] of batch.changes) {
       if (json !== undefined) this.#put(key, lineOf(key, json));
@@ -146,9 +183,37 @@ export class StoredDocument {
     if (this.#holes > 32 && this.#holes > this.#lines.length / 2) this.#compact();
   }
 
-  #put(key: string, line: string | Parsed): void {
+  /**
+   * Refuses a batch that would make the document longer than a string can be: the file is
+   * decoded into one string when read, so such a document could be written but never loaded.
+   */
+  #checkLength(batch: Batch | undefined): void {
+    if (batch === undefined) return;
+    let count = batch.cleared ? 0 : this.#slots.size;
+    let length = batch.cleared ? 0 : this.#length;
+    for (const [key, json] of batch.changes) {
+      const slot = batch.cleared ? undefined : this.#slots.get(key);
+      if (slot !== undefined) {
+        count--;
+        length -= lengthOf(this.#lines[slot]);
+      }
+      if (json !== undefined) {
+        count++;
+        length += JSON.stringify(key).length + 2 + json.length;
+      }
+    }
+    const total = documentLength(count, length);
+    if (total > MAX_TEXT_LENGTH) {
+      throw new RangeError(
+        `Cannot write store ${JSON.stringify(this.#location)}: the document would be ${total} characters long, longer than the ${MAX_TEXT_LENGTH} a store can read back`,
+      );
+    }
+  }
+
+  #put(key: string, line: Line): void {
     const slot = this.#slots.get(key);
     this.#chunks[(slot ?? this.#lines.length) >> chunkBits] = undefined;
+    this.#length += lengthOf(line) - lengthOf(slot === undefined ? undefined : this.#lines[slot]);
     if (slot !== undefined) {
       this.#lines[slot] = line;
       return;
@@ -161,6 +226,7 @@ export class StoredDocument {
   #remove(key: string): void {
     const slot = this.#slots.get(key) ?? -1;
     this.#slots.delete(key);
+    this.#length -= lengthOf(this.#lines[slot]);
     this.#lines[slot] = undefined;
     this.#chunks[slot >> chunkBits] = undefined;
     this.#holes++;
@@ -174,6 +240,7 @@ export class StoredDocument {
     this.#lines = [];
     this.#chunks = [];
     this.#holes = 0;
+    this.#length = 0;
     for (const [slot, line] of lines.entries()) if (line !== undefined) this.#put(keys[slot] ?? "", line);
   }
 
@@ -182,41 +249,37 @@ export class StoredDocument {
     const lines: string[] = [];
     const end = Math.min(this.#lines.length, (chunk + 1) << chunkBits);
     for (let slot = chunk << chunkBits; slot < end; slot++) {
-      // A value parsed at load is serialised once, by the first write that keeps it.
-      const line = patched?.has(slot) ? patched.get(slot) : this.#lines[slot] === undefined ? undefined : this.#line(slot);
+      const line = patched?.has(slot) ? patched.get(slot) : textOf(this.#lines[slot]);
       if (line !== undefined) lines.push(line);
     }
     return encoder.encode(lines.join(separator));
   }
 
-  /** Builds the slots from the parsed object, before the first write. */
+  /**
+   * Builds the slots from the loaded text, before the first write: each member keeps its key
+   * token and value text as written. A duplicated key keeps its first place and its last value,
+   * as `JSON.parse` does.
+   *
+   * @throws {InvalidStoreShapeError} When a value nests deeper than `set()` accepts.
+   */
   #index(): void {
-    const parsed = this.#parsed;
-    if (parsed === undefined) return;
+    const text = this.#text;
+    if (text === undefined) return;
     this.#parsed = undefined;
-    for (const key of Object.keys(parsed)) this.#put(key, { value: parsed[key] });
-  }
-
-  #line(slot: number): string {
-    const line = this.#lines[slot];
-    if (typeof line === "string" || line === undefined) return line ?? "";
-    const key = this.#keys[slot] ?? "";
-    const serialised = lineOf(key, this.#serialise(key, line.value));
-    this.#lines[slot] = serialised;
-    return serialised;
-  }
-
-  #serialise(key: string, value: unknown): string {
-    try {
-      return JSON.stringify(value);
-    } catch (error) {
-      // JSON.parse takes any depth; JSON.stringify overflows the stack a few thousand levels down.
-      throw new InvalidStoreShapeError(
-        `Cannot load store ${JSON.stringify(this.#location)}: the value of key ${JSON.stringify(key)} nests too deep`,
-        this.#location,
-        { cause: error },
-      );
+    this.#text = undefined;
+    const deep = new Map<string, number>();
+    for (const { key, token, value, depth } of scanMembers(text)) {
+      this.#put(key, { token, value });
+      if (depth > MAX_DEPTH) deep.set(key, depth);
+      else deep.delete(key);
     }
+    const [first] = deep;
+    if (first === undefined) return;
+    const [key, depth] = first;
+    throw new InvalidStoreShapeError(
+      `Cannot load store ${JSON.stringify(this.#location)}: the value of key ${JSON.stringify(key)} nests ${depth} levels deep, deeper than the ${MAX_DEPTH} a store accepts`,
+      this.#location,
+    );
   }
 }
 
@@ -225,6 +288,58 @@ export function combine(a: Batch | undefined, b: Batch | undefined): Batch {
   const changes = new Map<string, string | undefined>(b?.cleared ? [] : a?.changes);
   for (const [key, json] of b?.changes ?? []) changes.set(key, json);
   return { cleared: (a?.cleared ?? false) || (b?.cleared ?? false), changes };
+}
+
+/**
+ * The text of a document's bytes.
+ *
+ * @throws {CorruptStoreError} Naming the offset of the first byte sequence that is not UTF-8.
+ */
+async function decode(bytes: Uint8Array, cannot: string, location: string): Promise<string> {
+  try {
+    return decoder.decode(bytes);
+  } catch (error) {
+    // Loaded only for a document that is not UTF-8, as the JSON locator is for one that is not JSON.
+    const { locateInvalidUtf8 } = await import("./syntax-error.js");
+    const byteOffset = locateInvalidUtf8(bytes);
+    if (byteOffset === undefined) throw error;
+    throw new CorruptStoreError(`${cannot}: not valid UTF-8 at byte ${byteOffset}`, location, { cause: error, byteOffset });
+  }
+}
+
+/** A line's text. */
+function textOf(line: Line | undefined): string | undefined {
+  return line === undefined || typeof line === "string" ? line : `${line.token}: ${line.value}`;
+}
+
+/** A line's length in UTF-16 units, as `textOf` would make it, without making it. */
+function lengthOf(line: Line | undefined): number {
+  if (line === undefined) return 0;
+  return typeof line === "string" ? line.length : line.token.length + 2 + line.value.length;
+}
+
+/** The length of the document's text with `count` lines of `length` in total: `{`, lines and separators, `}`. */
+function documentLength(count: number, length: number): number {
+  return count === 0 ? bytes.empty.length : length + 4 * count + 3;
+}
+
+/** Whether `text` has more opening brackets than one member could need for `MAX_DEPTH` levels. */
+function mayNestDeeper(text: string): boolean {
+  let count = 0;
+  for (const bracket of ["[", "{"]) {
+    for (let at = text.indexOf(bracket); at !== -1; at = text.indexOf(bracket, at + 1)) {
+      // One is the document's own brace.
+      if (++count > MAX_DEPTH + 1) return true;
+    }
+  }
+  return false;
+}
+
+/** Whether `value` is or holds a number JSON cannot write (a loaded `1e400` parses as Infinity). */
+function hasNonFinite(value: unknown): boolean {
+  if (typeof value === "number") return !Number.isFinite(value);
+  if (typeof value !== "object" || value === null) return false;
+  return Object.values(value).some(hasNonFinite);
 }
 
 /** Whether `pieces` are the text of an empty document. */

@@ -93,8 +93,9 @@ export class FileBackend implements Backend {
     await lock?.release();
   }
 
-  read(): Promise<string | undefined> {
-    return unlessAbsent(readFile(this.location, "utf8"));
+  /** The file's bytes, undecoded: AioKV decodes them strictly, so bytes that are not UTF-8 are reported, not replaced. */
+  read(): Promise<Uint8Array | undefined> {
+    return unlessAbsent(readFile(this.location));
   }
 
   async write(pieces: readonly Uint8Array[]): Promise<void> {

@@ -13,6 +13,8 @@ export interface MemoryBackendOptions {
 }
 
 const file = "/store.json";
+// Strict, keeping a BOM: the text is what AioKV would decode from a file's bytes.
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const temp = "/store.json.tmp";
 
 /**
@@ -48,8 +50,18 @@ export class MemoryBackend implements Backend {
     this.#fs = volume.promises;
   }
 
-  read(): Promise<string | undefined> {
-    return this.#readFile(file);
+  /**
+   * The text a file would hold now; its bytes instead when they are not UTF-8 (written with
+   * `write()`), so that `AioKV` rejects them as it rejects such a file.
+   */
+  async read(): Promise<string | Uint8Array | undefined> {
+    const bytes = await unlessAbsent(this.#fs.readFile(file));
+    if (bytes === undefined || typeof bytes === "string") return bytes;
+    try {
+      return strict.decode(bytes);
+    } catch {
+      return bytes;
+    }
   }
 
   async write(pieces: readonly Uint8Array[]): Promise<void> {

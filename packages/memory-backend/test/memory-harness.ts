@@ -7,7 +7,11 @@ export function memoryHarness(): Harness {
   return {
     backend: () => backend,
     plant: (text) => (text === undefined ? backend.remove() : backend.write([new TextEncoder().encode(text)])),
-    peek: () => backend.read(),
+    // Bytes come back only when they are not UTF-8; the suite plants text.
+    peek: async () => {
+      const read = await backend.read();
+      return read instanceof Uint8Array ? new TextDecoder().decode(read) : read;
+    },
     peekAt: (location) => backend.readAside(location),
   };
 }

@@ -4,6 +4,10 @@ import type { HarnessFactory } from "./harness.js";
 /** The text as the one piece of a write. */
 const utf8 = (text: string): Uint8Array[] => [new TextEncoder().encode(text)];
 
+/** What `read()` resolved, as text: a backend may resolve bytes or text. */
+const textOf = (read: string | Uint8Array | undefined): string | undefined =>
+  read === undefined || typeof read === "string" ? read : new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(read);
+
 /**
  * Registers the tests every Backend must pass: read, write and remove of raw text.
  *
@@ -19,13 +23,13 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
     });
 
     it("read() resolves undefined when there is no document", async () => {
-      expect(await (await makeHarness()).backend().read()).toBe(undefined);
+      expect(textOf(await (await makeHarness()).backend().read())).toBe(undefined);
     });
 
     it("read() resolves an empty document as an empty string", async () => {
       const h = await makeHarness();
       await h.plant("");
-      expect(await h.backend().read()).toBe("");
+      expect(textOf(await h.backend().read())).toBe("");
     });
 
     it("write() stores the text exactly, non-ASCII and large included", async () => {
@@ -33,7 +37,7 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
       const backend = h.backend();
       for (const text of ['{"ü": "日本 🎉"}', "x".repeat(1 << 20), "\uFEFF{}", ""]) {
         await backend.write(utf8(text));
-        expect(await backend.read()).toBe(text);
+        expect(textOf(await backend.read())).toBe(text);
         expect(await h.peek()).toBe(text);
       }
     });
@@ -46,7 +50,7 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
       const cuts = [0, 0, 3, 4, 9, 10, 11, 11, bytes.length];
       const pieces = cuts.slice(1).map((end, i) => bytes.subarray(cuts[i], end));
       await backend.write(pieces);
-      expect(await backend.read()).toBe('{"ü": "日本 🎉", "k": [1,2,3]}');
+      expect(textOf(await backend.read())).toBe('{"ü": "日本 🎉", "k": [1,2,3]}');
       const many = Array.from({ length: 2000 }, (_, i) => new TextEncoder().encode(`${i % 10}`));
       await backend.write(many);
       expect(await h.peek()).toBe(Array.from({ length: 2000 }, (_, i) => `${i % 10}`).join(""));
@@ -57,13 +61,13 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
       const backend = h.backend();
       await backend.write(utf8("a".repeat(1000)));
       await backend.write(utf8("b"));
-      expect(await backend.read()).toBe("b");
+      expect(textOf(await backend.read())).toBe("b");
     });
 
     it("write() is seen by another handle on the same storage", async () => {
       const h = await makeHarness();
       await h.backend().write(utf8("shared"));
-      expect(await h.backend().read()).toBe("shared");
+      expect(textOf(await h.backend().read())).toBe("shared");
     });
 
     it("read() during a write() resolves the old text or the new, never a mix", async () => {
@@ -76,7 +80,7 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
       let done = false;
       void writing.then(() => (done = true));
       while (!done) {
-        reads.push(backend.read());
+        reads.push(backend.read().then(textOf));
         await new Promise((resolve) => setImmediate(resolve));
       }
       for (const text of await Promise.all(reads)) expect(text === before || text === after).toBe(true);
@@ -87,7 +91,7 @@ export function backendContract(name: string, makeHarness: HarnessFactory): void
       const backend = h.backend();
       await backend.write(utf8("{}"));
       await backend.remove();
-      expect(await backend.read()).toBe(undefined);
+      expect(textOf(await backend.read())).toBe(undefined);
       expect(await h.peek()).toBe(undefined);
       await expect(backend.remove()).resolves.toBe(undefined);
     });
