@@ -3,6 +3,7 @@
 // take no lock, since the file is only ever replaced whole; changes take the owner lock, so they
 // fail with a clear error while a program owns the file instead of being overwritten by it.
 import { readFileSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isStoreFormatError, isStoreIOError, isStoreLockedError, type AioKVOptions, type JsonValue, type Logger } from "@aiokv/core";
 import type { FileBackendOptions } from "@aiokv/fs-backend";
@@ -148,6 +149,11 @@ async function run(
       expect(0, "");
       await using kv = await open(file, reading);
       const keys = await kv.keys();
+      // An absent file reads as an empty store; a check of a mistyped path must not pass.
+      if (keys.length === 0 && !isRedis(file) && (await isAbsent(file))) {
+        err(`aiokv: Cannot check store ${JSON.stringify(kv.location)}: the file does not exist`);
+        return 1;
+      }
       out(`${kv.location}: a valid store of ${keysCount(keys.length)}`);
       return 0;
     }
@@ -194,6 +200,19 @@ async function openStore(target: string, key: string | undefined, options: AioKV
     throw new Error("redis:// stores need @aiokv/redis-backend: npm install @aiokv/redis-backend");
   }
   return new AioKV(new redis.RedisBackend({ url, key: name }), options);
+}
+
+const isRedis = (target: string): boolean => /^rediss?:\/\//.test(target);
+
+/** Whether nothing is at `path` (a dangling symlink included). */
+async function isAbsent(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return false;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return true;
+    throw error;
+  }
 }
 
 /** The fallback `get` answers for an absent key: no stored value can be it. */

@@ -58,6 +58,29 @@ describe("aiokv command", () => {
     expect(await readFile(file, "utf8")).toBe("[1, 2]");
   });
 
+  it("check of a missing file says so and exits 1; an empty store passes", async () => {
+    const file = await tempFile();
+    expect(await aiokv("check", file)).toStrictEqual({
+      code: 1,
+      stdout: "",
+      stderr: `aiokv: Cannot check store ${JSON.stringify(file)}: the file does not exist\n`,
+    });
+    await writeFile(file, "{}");
+    expect(await aiokv("check", file)).toStrictEqual({ code: 0, stdout: `${file}: a valid store of 0 keys\n`, stderr: "" });
+  });
+
+  it("check reports a value nested deeper than the store accepts, naming the key", async () => {
+    const file = await tempFile();
+    await writeFile(file, `{"ok": 1, "deep": ${"[".repeat(1001)}${"]".repeat(1001)}}`);
+    expect(await aiokv("check", file)).toStrictEqual({
+      code: 1,
+      stdout: "",
+      stderr:
+        `aiokv: Cannot load store ${JSON.stringify(file)}: the value of key "deep" nests 1001 levels deep, deeper than the 1000 a store accepts\n` +
+        "(aiokv quarantine moves it aside and keeps it; aiokv clear deletes it)\n",
+    });
+  });
+
   it("quarantine moves a corrupt file aside and leaves an empty store", async () => {
     const file = await tempFile();
     await writeFile(file, "{");
@@ -66,7 +89,7 @@ describe("aiokv command", () => {
     const moved = /^moved .* to (.*)\n$/.exec(ran.stdout)?.[1] ?? "";
     expect(moved).toMatch(/state\.json\.corrupt-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z$/);
     expect(await readFile(moved, "utf8")).toBe("{");
-    expect(await aiokv("check", file)).toMatchObject({ code: 0 });
+    expect(await aiokv("list", file)).toStrictEqual({ code: 0, stdout: "", stderr: "" });
     expect(await aiokv("quarantine", file)).toMatchObject({ code: 0, stdout: `${file}: no file, nothing moved\n` });
   });
 
