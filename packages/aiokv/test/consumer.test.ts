@@ -1,7 +1,8 @@
 // A consumer's project, made from scratch in a temp dir: it installs the packed tarballs (as
 // npm would publish them) and runs the README's examples there. The examples must type-check
 // except on the lines marked ✗, which must fail; the testing guide's examples
-// run under vitest and node:test; a CommonJS file requires every package, with types.
+// run under vitest and node:test, its fake-timers ones too; a CommonJS file requires every
+// package, with types.
 import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -71,6 +72,8 @@ describe("a consumer project on the packed packages", () => {
     await writeFile(join(dir, "cooldown.ts"), block("// cooldown.ts\n"));
     await writeFile(join(dir, "cooldown.test.ts"), block("// cooldown.test.ts", "vitest"));
     await writeFile(join(dir, "cooldown.node.test.ts"), block("// cooldown.test.ts", "node:test"));
+    await writeFile(join(dir, "timers.test.ts"), block("// timers.test.ts", "vi.useFakeTimers()", "new MemoryBackend()", "state.json"));
+    await writeFile(join(dir, "timers.node.test.ts"), block("// timers.node.test.ts", "mock.timers.enable("));
     await writeFile(join(dir, "required.cts"), requiredExample);
     await run("pnpm", ["install", "--prefer-offline", "--config.confirmModulesPurge=false"], { cwd: dir });
     return () => rm(dir, { recursive: true, force: true });
@@ -95,6 +98,20 @@ describe("a consumer project on the packed packages", () => {
 
   it("runs the testing guide's node:test example", async () => {
     const { stdout } = await run(process.execPath, ["--test", "--test-reporter=tap", "dist/cooldown.node.test.js"], { cwd: dir });
+    expect(stdout).toMatch(/# pass 1\n# fail 0/);
+  }, 60_000);
+
+  // A hang is the failure these guard against (a write waiting on a faked timer): the runs time out.
+  it("runs the testing guide's fake-timers example under vitest, on memory and on a file", async () => {
+    const { stdout } = await run(join(dir, "node_modules/.bin/vitest"), ["run", "timers.test.ts", "--testTimeout=10000"], {
+      cwd: dir,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    expect(stdout).toMatch(/Tests\s+\S*2 passed/);
+  }, 60_000);
+
+  it("runs the testing guide's mock-timers example under node:test", async () => {
+    const { stdout } = await run(process.execPath, ["--test", "--test-reporter=tap", "--test-timeout=10000", "dist/timers.node.test.js"], { cwd: dir });
     expect(stdout).toMatch(/# pass 1\n# fail 0/);
   }, 60_000);
 
