@@ -59,8 +59,8 @@ export class SchemaChecks {
       throw new TypeError("Cannot create store: the schema option must be a zod object schema, such as z.object({ ... })");
     }
     const others = defOf(def.catchall)?.type === "never" ? undefined : def.catchall;
-    const parts = Object.entries(def.shape).map(([key, type]): [string, unknown] => [`key ${JSON.stringify(key)}`, type]);
-    for (const [which, type] of [...parts, ["other keys", others]]) {
+    const parts: Array<[string, unknown]> = Object.entries(def.shape).map(([key, type]) => [`key ${JSON.stringify(key)}`, type]);
+    for (const [which, type] of [...parts, ["other keys", others] satisfies [string, unknown]]) {
       if (!transforms(type)) continue;
       throw new TypeError(
         `Cannot create store: the schema of ${which} transforms or coerces values (.transform, z.preprocess, z.codec, z.coerce), so the store could not load what it writes; check values without changing their type (.refine, .trim)`,
