@@ -1,4 +1,5 @@
 import type { Backend, Logger } from "@aiokv/core";
+import type { TestContext } from "vitest";
 
 /** What a contract suite needs from a backend under test: fresh per test, one storage each. */
 export interface Harness {
@@ -61,6 +62,18 @@ export function instrumented(inner: Backend): Backend & {
     },
   };
   return wrapper;
+}
+
+/** The optional capabilities of a {@link Backend}, each tested only where the backend has it. */
+export type Capability = "lock" | "unlock" | "moveAside" | "close";
+
+/**
+ * Skips the running test when `backend` lacks one of `capabilities`, so that it is reported as
+ * skipped, not passed: a backend needs only read, write and remove to pass the contract.
+ */
+export function skipWithout(context: TestContext, backend: Backend, ...capabilities: Capability[]): void {
+  const missing = capabilities.filter((capability) => typeof backend[capability] !== "function");
+  if (missing.length > 0) context.skip(`the backend has no ${missing.map((name) => `${name}()`).join(" or ")}`);
 }
 
 /** Resolves once `predicate()` holds, checking every millisecond for up to two seconds. */

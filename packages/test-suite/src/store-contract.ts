@@ -16,7 +16,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { apiContract } from "./api-contract.js";
 import { commitContract } from "./commit-contract.js";
-import { instrumented, recordingLogger, until, type Harness, type HarnessFactory } from "./harness.js";
+import { instrumented, recordingLogger, skipWithout, until, type Harness, type HarnessFactory } from "./harness.js";
 
 /** Resolves the error `promise` rejects with; fails the test if it resolves. */
 async function rejection(promise: Promise<unknown>): Promise<Error> {
@@ -620,9 +620,10 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
     });
 
     describe("ownership and close()", () => {
-      it("a second store on the same storage rejects with StoreLockedError while the first is open", async () => {
+      it("a second store on the same storage rejects with StoreLockedError while the first is open", async (context) => {
         const logger = recordingLogger();
         const { h, kv } = await open();
+        skipWithout(context, h.backend(), "lock");
         await kv.set("a", 1);
         const second = new AioKV(h.backend(), { logger });
         for (const call of [() => second.get("a"), () => second.set("a", 2), () => second.getAll()]) {
@@ -639,8 +640,9 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
         expect(await kv.get("a")).toBe(1);
       });
 
-      it("a store refused the lock gets it once the first store is closed", async () => {
+      it("a store refused the lock gets it once the first store is closed", async (context) => {
         const { h, kv } = await open();
+        skipWithout(context, h.backend(), "lock", "unlock");
         await kv.set("a", 1);
         const second = new AioKV(h.backend());
         await expect(second.get("a")).rejects.toBeInstanceOf(StoreLockedError);
