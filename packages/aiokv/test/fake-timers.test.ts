@@ -11,9 +11,9 @@ import { tempFile } from "./helpers.js";
 const backends: Array<[string, () => Promise<{ backend: Backend; peek: () => Promise<string | undefined> }>]> = [
   [
     "MemoryBackend",
-    async () => {
+    () => {
       const backend = new MemoryBackend();
-      return { backend, peek: async () => String(await backend.read()) };
+      return Promise.resolve({ backend, peek: async () => String(await backend.read()) });
     },
   ],
   [
