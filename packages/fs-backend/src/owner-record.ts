@@ -1,0 +1,66 @@
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+
+/** What an owner lock file says of its holder. */
+export interface OwnerRecord {
+  readonly pid: number;
+  readonly host: string;
+  /** When it took the lock (ISO 8601). */
+  readonly since: string;
+  /** Tells this process from an earlier one with the same pid (a restarted container's pid 1). */
+  readonly process: string;
+  /** The process's start time in clock ticks since boot (Linux), telling it from a later process given its pid. */
+  readonly start?: string | undefined;
+  /** The kernel's boot id (Linux): a lock from an earlier boot is dead whatever its pid. */
+  readonly boot?: string | undefined;
+  /** Names this holder's candidate file. */
+  readonly token: string;
+}
+
+type Identity = Pick<OwnerRecord, "pid" | "process" | "start" | "boot">;
+
+// One identity per process, shared by every copy of this module (an ESM and a CommonJS copy load
+// side by side in one process), so that none of them takes another's lock for a dead one.
+const key = Symbol.for("@aiokv/fs-backend:process");
+const shared = globalThis as { [key]?: Promise<Identity> };
+
+/** This process's identity, read once. */
+export function thisProcess(): Promise<Identity> {
+  shared[key] ??= (async () => ({
+    pid: process.pid,
+    process: randomBytes(8).toString("hex"),
+    start: await startTime(process.pid),
+    boot: await readFile("/proc/sys/kernel/random/boot_id", "utf8").then((text) => text.trim(), () => undefined),
+  }))();
+  return shared[key];
+}
+
+/**
+ * Whether the holder named by `record`, on this host, still runs. A record with this process's pid
+ * but another identity is an earlier process that had the same pid: dead.
+ */
+export async function isAlive(record: Partial<OwnerRecord> & { pid: number }): Promise<boolean> {
+  const self = await thisProcess();
+  if (record.boot !== undefined && self.boot !== undefined && record.boot !== self.boot) return false;
+  if (record.pid === self.pid) return record.process === self.process;
+  try {
+    process.kill(record.pid, 0);
+  } catch (error) {
+    // EPERM: alive, but another user's.
+    if ((error as { code?: unknown }).code !== "EPERM") return false;
+  }
+  // The pid runs; a different start time means it was given to another process since.
+  const start = record.start === undefined ? undefined : await startTime(record.pid);
+  return start === undefined || start === record.start;
+}
+
+/** A process's start time from `/proc/<pid>/stat` (field 22), where there is one. */
+async function startTime(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
