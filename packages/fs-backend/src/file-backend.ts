@@ -20,9 +20,9 @@ export interface FileBackendOptions {
    */
   readonly mode?: number;
   /**
-   * How long (ms) after its holder last refreshed it an owner lock counts as stale and is taken
-   * over. A holder refreshes it every `staleAfter / 2` ms; the lock of a dead process on this host
-   * is taken over at once. At least 2000.
+   * How long (ms) after its holder last refreshed it an owner lock counts as stale and may be taken
+   * over by another process. A holder refreshes it every `staleAfter / 3` ms and before each write;
+   * the lock of a dead process on this host is taken over at once. From 2000 to 86400000 (a day).
    * @default 10000
    */
   readonly staleAfter?: number;
@@ -55,7 +55,7 @@ export class FileBackend implements Backend {
    * @param file The state file's path; relative paths resolve against the current directory now.
    * @param options Syncing and the new file's mode.
    * @throws {TypeError} When `file` is not a non-empty string.
-   * @throws {RangeError} When `mode` is not a whole number from 0 to 0o7777, or `staleAfter` is under 2000.
+   * @throws {RangeError} When `mode` is not a whole number from 0 to 0o7777, or `staleAfter` is out of its range.
    */
   constructor(file: string, options: FileBackendOptions = {}) {
     if (typeof file !== "string" || file === "") {
@@ -66,8 +66,10 @@ export class FileBackend implements Backend {
       throw new RangeError(`Cannot open store "${file}": mode must be a whole number from 0 to 0o7777, received ${mode}`);
     }
     const staleAfter = options.staleAfter ?? 10_000;
-    if (!Number.isFinite(staleAfter) || staleAfter < 2000) {
-      throw new RangeError(`Cannot open store "${file}": staleAfter must be at least 2000 (ms), received ${staleAfter}`);
+    if (!Number.isInteger(staleAfter) || staleAfter < minStaleAfter || staleAfter > maxStaleAfter) {
+      throw new RangeError(
+        `Cannot open store "${file}": staleAfter must be a whole number of milliseconds from ${minStaleAfter} to ${maxStaleAfter}, received ${staleAfter}`,
+      );
     }
     this.location = resolve(file);
     this.#sync = options.sync ?? true;
@@ -80,7 +82,7 @@ export class FileBackend implements Backend {
    * file left behind: with the lock held, no one else is writing one.
    */
   async lock(): Promise<void> {
-    if (this.#lock) throw new StoreLockedError(this.location);
+    if (this.#lock) throw new StoreLockedError(this.location, this.#lock.owner);
     const target = await followLinks(this.location);
     await mkdir(dirname(target), { recursive: true });
     this.#lock = await OwnerLock.acquire(target, this.location, this.#staleAfter);
@@ -178,12 +180,21 @@ export class FileBackend implements Backend {
 
 const tempSuffix = ".aiokv.tmp";
 
+const minStaleAfter = 2000;
+// A day: far past any pause worth waiting out, and its refresh period fits a timer (2^31 ms).
+const maxStaleAfter = 86_400_000;
+
+/** Whether `name` is a temp file that a write of `target` makes: `.<name>.<pid>.<8 hex>.aiokv.tmp`. */
+function isTempOf(target: string, name: string): boolean {
+  const prefix = `.${basename(target)}.`;
+  // Exactly that shape: "state.json.bak"'s temp files also start with ".state.json.".
+  return name.startsWith(prefix) && name.endsWith(tempSuffix) && /^\d+\.[0-9a-f]{8}$/.test(name.slice(prefix.length, -tempSuffix.length));
+}
+
 // Housekeeping: a directory that cannot be listed keeps its leftovers, and the lock stays taken.
 async function removeLeftovers(target: string): Promise<void> {
-  const prefix = `.${basename(target)}.`;
   const names = await readdir(dirname(target)).catch(() => []);
-  const mine = `${prefix}${process.pid}.`;
-  const leftovers = names.filter((name) => name.startsWith(prefix) && name.endsWith(tempSuffix) && !name.startsWith(mine));
+  const leftovers = names.filter((name) => isTempOf(target, name));
   await Promise.all(leftovers.map((name) => unlink(join(dirname(target), name)).catch(() => {})));
 }
 
