@@ -27,7 +27,7 @@ export class CommitQueue {
   #pending: PendingBatch | undefined;
 
   /** The first write failure that no `flush()` has reported yet. */
-  #failed: { batch: PendingBatch; error: unknown } | undefined;
+  #failed: { done: Promise<void>; error: unknown } | undefined;
 
   readonly #check: LoadCheck | undefined;
   readonly #caughtUp: () => PromiseLike<void> | undefined;
@@ -163,15 +163,15 @@ export class CommitQueue {
     const batches = [this.#writing, this.#pending].filter((batch) => batch !== undefined);
     const results = await Promise.allSettled(batches.map((batch) => batch.done));
     // Reported below: the next call must not report it again.
-    this.#takeFailure((batch) => batches.includes(batch));
+    this.#takeFailure((done) => batches.some((batch) => batch.done === done));
     if (earlier !== undefined) throw earlier.error;
     for (const result of results) if (result.status === "rejected") throw result.reason;
   }
 
-  /** Forgets the unreported failure, if `which` is its batch; returns it. */
-  #takeFailure(which: (batch: PendingBatch) => boolean): { error: unknown } | undefined {
+  /** Forgets the unreported failure, if `which` is its batch's; returns it. */
+  #takeFailure(which: (done: Promise<void>) => boolean): { error: unknown } | undefined {
     const failed = this.#failed;
-    if (failed === undefined || !which(failed.batch)) return undefined;
+    if (failed === undefined || !which(failed.done)) return undefined;
     this.#failed = undefined;
     return failed;
   }
@@ -216,7 +216,8 @@ export class CommitQueue {
       batch.resolve();
     } catch (error) {
       // Unless applied above, the batch is dropped: what is stored, and the batch staged after it, stay as they were.
-      this.#failed ??= { batch, error };
+      // Its promise, not the batch: a store that never flushes keeps no failed changes alive.
+      this.#failed ??= { done: batch.done, error };
       batch.reject(error);
     } finally {
       this.#writing = undefined;
