@@ -85,13 +85,11 @@ export class OwnerLock {
    */
   async assertHeld(location: string): Promise<void> {
     if (!this.#lost) {
-      const [names, mine] = await Promise.all([
-        readdir(this.#directory).catch(() => [] as string[]),
-        stat(this.#path).then((s) => s.ino, () => undefined),
-        this.#refresh(),
-      ]);
-      const { ino } = await this.#handle.stat();
-      if (latest(names) !== this.#generation || mine !== ino) this.#lose();
+      // One listing: a takeover adds a later generation; a removed lock drops this one's file.
+      const names = await readdir(this.#directory).catch(() => [] as string[]);
+      if (latest(names) !== this.#generation || !names.includes(`${this.#generation}.json`)) this.#lose();
+      // Not awaited: the timer keeps the lock fresh; this only brings a lapsed one back sooner.
+      else void this.#refresh();
     }
     if (this.#lost) throw new StoreLockedError(location, await readOwner(this.#directory), { cause: new Error(`The lock ${this.#directory} was taken over`) });
   }
@@ -121,10 +119,6 @@ export class OwnerLock {
     } catch {
       // Left for the next owner: a dead holder's lock is taken over at once on this host.
     }
-  }
-
-  get #path(): string {
-    return join(this.#directory, `${this.#generation}.json`);
   }
 
   /** Stops refreshing; false when already stopped. */
