@@ -77,6 +77,60 @@ describe("types", () => {
     expectTypeOf<AioKV<{ run: () => void }>>().not.toBeAny();
   });
 
+  it("interface-typed plain data is JSON data; Dates, functions, bigints and undefined properties are not", async () => {
+    interface Prefs {
+      theme: string;
+      sizes: number[];
+      font?: { name: string; bold: boolean | null };
+    }
+    const prefs: Prefs = { theme: "dark", sizes: [12], font: { name: "mono", bold: null } };
+    const kv = new AioKV(new MemoryBackend());
+    await kv.set("prefs", prefs);
+    await kv.set("list", [prefs] as readonly Prefs[]);
+    expectTypeOf(kv.get<Prefs>("prefs")).toEqualTypeOf<Promise<Prefs | undefined>>();
+    expect(await kv.get<Prefs>("prefs")).toStrictEqual(prefs);
+    expectTypeOf(kv.update<Prefs>("prefs", (p) => ({ theme: "light", sizes: p?.sizes ?? [] }))).toEqualTypeOf<Promise<Prefs>>();
+    const typed = new AioKV<{ prefs: Prefs; all: Prefs[] }>(new MemoryBackend());
+    await typed.set("prefs", prefs);
+    await typed.set("all", [prefs]);
+    expectTypeOf(typed.get("prefs")).toEqualTypeOf<Promise<Prefs | undefined>>();
+    expect(await typed.get("all")).toStrictEqual([prefs]);
+
+    interface Dated {
+      when: Date;
+    }
+    interface Callable {
+      run: () => void;
+    }
+    interface Big {
+      n: bigint;
+    }
+    interface Maybe {
+      a: string | undefined;
+    }
+    const [dated, callable, big, maybe]: [Dated, Callable, Big, Maybe] = [{ when: new Date(0) }, { run: () => {} }, { n: 1n }, { a: undefined }];
+    // @ts-expect-error: a Date inside an interface is not JSON data
+    await expect(kv.set("k", dated)).rejects.toThrow("Cannot set key \"k\": value at k.when is an instance of Date");
+    // @ts-expect-error: a function property
+    await expect(kv.set("k", callable)).rejects.toThrow("Cannot set key \"k\": value at k.run is a function");
+    // @ts-expect-error: a bigint property
+    await expect(kv.set("k", big)).rejects.toThrow("Cannot set key \"k\": value at k.n is a bigint");
+    // @ts-expect-error: a property that may be undefined
+    await expect(kv.set("k", maybe)).rejects.toThrow("Cannot set key \"k\": value at k.a is undefined");
+    // @ts-expect-error: undefined inside an array
+    await expect(kv.set("k", [1, undefined])).rejects.toThrow("Cannot set key \"k\": value at k[1] is undefined");
+    // @ts-expect-error: a function
+    await expect(kv.set("k", () => 1)).rejects.toThrow("Cannot set key \"k\": value at k is a function");
+    // @ts-expect-error: a Map
+    await expect(kv.set("k", new Map([["a", 1]]))).rejects.toThrow("Cannot set key \"k\": value at k is an instance of Map");
+    // @ts-expect-error: get<V> takes JSON data only
+    expect(await kv.get<Dated>("k")).toBe(undefined);
+    // @ts-expect-error: update<V> too
+    await expect(kv.update<Callable>("k", () => ({ run: () => {} }))).rejects.toThrow(TypeError);
+    // @ts-expect-error: a document type whose interface holds a Date
+    expectTypeOf<AioKV<{ d: Dated }>>().not.toBeAny();
+  });
+
   it("a schema types the store", async () => {
     const kv = new AioKV(new MemoryBackend(), { schema: z.object({ count: z.number(), tags: z.array(z.string()) }) });
     expectTypeOf(kv).toEqualTypeOf<AioKV<{ count: number; tags: string[] }>>();

@@ -5,7 +5,7 @@ import { isStoreFormatError, isStoreLockedError, StoreIOError } from "./errors.j
 import { checkKey, toJson, type JsonObject, type JsonValue } from "./json-value.js";
 import { Lock } from "./lock.js";
 import { SchemaChecks, type StoreSchema } from "./schema.js";
-import type { StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
+import type { JsonCompatible, JsonShape, StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
 
 /** Where `delete()` and `clear()` report the errors they resolve `false` for. */
 export interface Logger {
@@ -107,8 +107,8 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @throws {StoreIOError} When the backend cannot lock or read the document.
    * @throws {StoreLockedError} When another store owns the document.
    */
-  get<V extends JsonValue = JsonValue>(key: UntypedKey<T>): Promise<V | undefined>;
-  get<V extends JsonValue = JsonValue, F = V>(key: UntypedKey<T>, fallback: F): Promise<V | F>;
+  get<V extends JsonShape<V> = JsonValue>(key: UntypedKey<T>): Promise<V | undefined>;
+  get<V extends JsonShape<V> = JsonValue, F = V>(key: UntypedKey<T>, fallback: F): Promise<V | F>;
   get<K extends StoreKey<T>>(key: K): Promise<StoreValue<T, K> | undefined>;
   get<K extends StoreKey<T>, F>(key: K, fallback: F): Promise<StoreValue<T, K> | F>;
   async get(key: string, fallback?: unknown): Promise<unknown> {
@@ -129,7 +129,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @throws {StoreIOError} When the backend cannot write; the store keeps its previous value.
    * @throws {StoreLockedError} When another store owns the document, or took it over from this one.
    */
-  set(key: UntypedKey<T>, value?: JsonValue): Promise<void>;
+  set<V>(key: UntypedKey<T>, value?: V & JsonCompatible<V>): Promise<void>;
   set<K extends StoreKey<T>>(key: K, value: StoreValue<T, K>): Promise<void>;
   set(key: TimestampKey<T>, value?: undefined): Promise<void>;
   set(key: string, value?: unknown): Promise<void> {
@@ -164,8 +164,8 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    *   meanwhile (`cause`: that write's error); nothing is written.
    * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
    */
-  update<V extends JsonValue = JsonValue>(key: UntypedKey<T>, fn: (current: V | undefined) => V | PromiseLike<V>): Promise<V>;
-  update<V extends JsonValue = JsonValue, F = V>(key: UntypedKey<T>, fn: (current: V | F) => V | PromiseLike<V>, fallback: F): Promise<V>;
+  update<V extends JsonShape<V> = JsonValue>(key: UntypedKey<T>, fn: (current: V | undefined) => V | PromiseLike<V>): Promise<V>;
+  update<V extends JsonShape<V> = JsonValue, F = V>(key: UntypedKey<T>, fn: (current: V | F) => V | PromiseLike<V>, fallback: F): Promise<V>;
   update<K extends StoreKey<T>>(
     key: K,
     fn: (current: StoreValue<T, K> | undefined) => StoreValue<T, K> | PromiseLike<StoreValue<T, K>>,

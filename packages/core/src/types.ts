@@ -1,10 +1,33 @@
 import type { JsonValue } from "./json-value.js";
 
 /**
- * What a typed store's document type must be: an object type whose properties are JSON values
- * (optional ones included). `AioKV<{ last_command: string; seen: number[] }>`.
+ * `T` where it is JSON data by its structure, `never` at every place where it is not (a function,
+ * symbol, bigint, `undefined`, a method of a `Date` or `Map`). Unlike {@link JsonValue}, it takes
+ * an `interface` (which has no index signature, so is not assignable to `JsonValue`). What types
+ * cannot tell (NaN, a class instance with only data fields) is refused by `set()` at run time.
  */
-export type StoreShape<T> = { [K in keyof T]: JsonValue | undefined };
+export type JsonCompatible<T> = T extends JsonValue
+  ? T // Also ends the recursion on JsonValue itself.
+  : T extends (...args: never[]) => unknown
+    ? never
+    : T extends readonly unknown[]
+      ? { [I in keyof T]: JsonCompatible<T[I]> }
+      : T extends object
+        ? { [K in keyof T]: K extends string ? JsonCompatible<T[K]> : never }
+        : never;
+
+/**
+ * The constraint of a value type argument, `get<V extends JsonShape<V>>`: `V`'s properties are
+ * JSON data. (A bound cannot be {@link JsonCompatible} itself: a conditional type that refers
+ * to the parameter it bounds is circular.)
+ */
+export type JsonShape<V> = { [K in keyof V]: JsonCompatible<V[K]> };
+
+/**
+ * What a typed store's document type must be: an object type whose properties are JSON data
+ * (optional ones, and interfaces, included). `AioKV<{ last_command: string; seen: number[] }>`.
+ */
+export type StoreShape<T> = { [K in keyof T]: JsonCompatible<T[K]> | undefined };
 
 /** Whether `T` is the untyped document (any string key, any JSON value). */
 type IsUntyped<T> = string extends keyof T ? true : false;
