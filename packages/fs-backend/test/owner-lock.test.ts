@@ -294,6 +294,32 @@ describe("FileBackend owner lock races", () => {
     expect(tally).toStrictEqual({ double: 0, none: 0, lost: 0 });
   }, 10_000 + rounds * 5000);
 
+  it("a SIGKILL at each step of taking or giving up the lock (strace): the next owner always gets in at once, and leaves nothing behind", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "state.json");
+    // The lock's own system calls, each killed at its first few calls: before the link (a
+    // candidate left), after it (a candidate and a generation), in a release (between its rename
+    // and its removal), and so on. Node's start-up makes none of these.
+    const steps = ["link:1", "unlink:1", "unlink:2", "rename:1", "rmdir:1", "unlinkat:1", "unlinkat:2"];
+    const states = new Set<string>();
+    for (const step of steps) {
+      for (const mode of ["0", "1"]) {
+        const [call, when] = step.split(":");
+        const strace = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", `trace=${call}`, "-e", `inject=${call}:signal=SIGKILL:when=${when}`];
+        await runFixture("kill-target.mjs", [file, mode], strace);
+        states.add((await readdir(dir)).concat((await readdir(`${file}.lock`).catch(() => [])).map((name) => `lock/${name.replace(/^\.\w+\./, ".*.")}`)).join(" "));
+        const kv = new AioKV(new FileBackend(file, { staleAfter }));
+        const started = Date.now();
+        await kv.set("step", step);
+        expect(Date.now() - started).toBeLessThan(staleAfter);
+        await kv.close();
+      }
+    }
+    console.log(`lock states left by a SIGKILL: ${[...states].join(" | ")}`);
+    expect(states.size).toBeGreaterThan(3);
+    expect((await readdir(dir)).sort()).toStrictEqual(["state.json"]);
+  });
+
   it(`a SIGKILL at a random moment of taking or giving up the lock, ${rounds * 4} rounds: the next owner always gets in at once`, async () => {
     const dir = await tempDir();
     const file = join(dir, "state.json");
