@@ -173,7 +173,11 @@ export class FileBackend implements Backend {
     await this.#lock?.assertHeld(this.location);
     const target = await followLinks(this.location);
     const result = await unlessAbsent(change(target));
-    if (result !== undefined && this.#sync) await syncDirectory(dirname(target));
+    if (result !== undefined && this.#sync) {
+      await syncDirectory(dirname(target)).catch((error: unknown) => {
+        throw new UnsyncedWriteError(error);
+      });
+    }
     return result;
   }
 }

@@ -6,13 +6,17 @@ import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "./file-harness.js";
 
-const unsyncedSet = fileURLToPath(new URL("fixtures/unsynced-set.mjs", import.meta.url));
+const fixture = (name: string): string => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url));
 const hasStrace = spawnSync("strace", ["-V"]).status === 0;
 if (!hasStrace) console.log("Skipping the fsync fault test: strace is not installed (apt-get install strace)");
 
 /** Runs the fixture on `file` under strace with `options`; its stdout and strace's report. */
 function traced(file: string, ...options: string[]): { stdout: string; stderr: string } {
-  const { stdout, stderr, status } = spawnSync("strace", ["-f", "-qq", ...options, "node", unsyncedSet, file], { encoding: "utf8" });
+  return tracedFixture("unsynced-set.mjs", file, ...options);
+}
+
+function tracedFixture(name: string, file: string, ...options: string[]): { stdout: string; stderr: string } {
+  const { stdout, stderr, status } = spawnSync("strace", ["-f", "-qq", ...options, "node", fixture(name), file], { encoding: "utf8" });
   expect(status, stderr).toBe(0);
   return { stdout, stderr };
 }
@@ -26,7 +30,9 @@ describe("FileBackend when the directory's fsync fails after the rename (strace 
     expect(counted.stderr.match(/\bf(?:data)?sync\(\d+\) += 0$/gm)).toHaveLength(2);
 
     const file = join(dir, "state.json");
-    const { stdout, stderr } = traced(file, "-e", "trace=fsync", "-e", "inject=fsync:error=EIO:when=2");
+    // -P: only the fsync of the directory itself fails (strace counts calls per thread, so a
+    // count such as when=2 would depend on which thread of the pool made the call).
+    const { stdout, stderr } = traced(file, "-P", dir, "-e", "trace=fsync", "-e", "inject=fsync:error=EIO");
     expect(stderr).toMatch(/fsync\(\d+\) += -1 EIO .*\(INJECTED\)/);
     expect(JSON.parse(stdout)).toStrictEqual({
       rejected: {
@@ -40,6 +46,26 @@ describe("FileBackend when the directory's fsync fails after the rename (strace 
     });
     const reopened = new AioKV(new FileBackend(file));
     expect(await reopened.getAll()).toStrictEqual({ k: "v" });
+    await reopened.close();
+  });
+
+  it.skipIf(!hasStrace)("clear() whose directory fsync fails after the unlink resolves false, logs StoreIOError 'sync', and the store agrees with the file: empty", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "state.json");
+    const kv = new AioKV(new FileBackend(file));
+    await kv.set("k", "v");
+    await kv.close();
+    // -P: only the fsync of the directory itself fails (strace counts calls per thread, so a
+    // count such as when=N would depend on which thread of the pool made the call).
+    const { stdout, stderr } = tracedFixture("unsynced-clear.mjs", file, "-P", dir, "-e", "trace=fsync", "-e", "inject=fsync:error=EIO");
+    expect(stderr).toMatch(/fsync\(\d+\) += -1 EIO .*\(INJECTED\)/);
+    expect(JSON.parse(stdout)).toStrictEqual({
+      cleared: false,
+      logged: [{ message: `Cannot clear in store ${JSON.stringify(file)}`, name: "StoreIOError", operation: "sync" }],
+      value: null,
+    });
+    const reopened = new AioKV(new FileBackend(file));
+    expect(await reopened.getAll()).toStrictEqual({});
     await reopened.close();
   });
 });
