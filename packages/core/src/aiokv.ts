@@ -451,10 +451,19 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   }
 
   get #isOwned(): boolean {
-    return this.#owned || !this.#locking || this.#backend.lock === undefined;
+    return (this.#owned && !this.#queue.ousted) || !this.#locking || this.#backend.lock === undefined;
   }
 
   async #own(): Promise<void> {
+    if (this.#owned && this.#queue.ousted) {
+      // Another owner took the document over (this one was paused past the stale time): the
+      // writes staged since fail as the first did; then this store starts again as a new owner,
+      // from the document as the other left it, or gets StoreLockedError while it still holds it.
+      await this.#queue.settled();
+      this.#owned = false;
+      this.#queue.forget();
+      await this.#logFailure("release the lost lock of", () => this.#backend.unlock?.());
+    }
     if (this.#owned || !this.#locking || !this.#backend.lock) return;
     try {
       await this.#backend.lock();

@@ -26,6 +26,9 @@ export class CommitQueue {
   #writing: PendingBatch | undefined;
   #pending: PendingBatch | undefined;
 
+  /** A write was refused because another owner took the document over: what is in memory is stale. */
+  #ousted = false;
+
   /** The first write failure that no `flush()` has reported yet. */
   #failed: { done: Promise<void>; error: unknown } | undefined;
 
@@ -113,9 +116,15 @@ export class CommitQueue {
     return [...keys];
   }
 
-  /** Forgets the document read, so that the next read starts from the backend (after it moved the document aside). */
+  /** Whether a write was refused because another owner took the document over since `forget()`. */
+  get ousted(): boolean {
+    return this.#ousted;
+  }
+
+  /** Forgets the document read, so that the next read starts from the backend (after it moved the document aside, or another owner wrote it). */
   forget(): void {
     this.#stored = undefined;
+    this.#ousted = false;
   }
 
   /** The document's text as of every change staged so far; call after `ready()`. */
@@ -218,6 +227,7 @@ export class CommitQueue {
       // Unless applied above, the batch is dropped: what is stored, and the batch staged after it, stay as they were.
       // Its promise, not the batch: a store that never flushes keeps no failed changes alive.
       this.#failed ??= { done: batch.done, error };
+      if (isStoreLockedError(error)) this.#ousted = true;
       batch.reject(error);
     } finally {
       this.#writing = undefined;

@@ -152,6 +152,24 @@ describe("FileBackend owner lock across processes", () => {
     await kv.close();
   });
 
+  it("an owner that lost its lock while paused is refused while the other owns the file, then takes it back from the file as the other left it", async () => {
+    const file = join(await tempDir(), "state.json");
+    const holder = await startHolder(file);
+    holder.child.kill("SIGSTOP");
+    await sleep(staleAfter + 300);
+    const kv = new AioKV(new FileBackend(file, { staleAfter }));
+    await kv.set("successor", true);
+    holder.child.kill("SIGCONT");
+    expect(await holder.ask("set stale 1")).toBe("error StoreLockedError");
+    // Its memory is stale: while the other owns the file, reads are refused too.
+    expect(await holder.ask("get successor")).toBe("error StoreLockedError");
+    await kv.close();
+    expect(await holder.ask("get successor")).toBe("true");
+    expect(await holder.ask("set back 1")).toBe("ok");
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ holder: holder.child.pid, successor: true, back: 1 });
+    await lockedError(new AioKV(new FileBackend(file, { staleAfter })));
+  });
+
   it("an owner paused past 2x staleAfter (SIGSTOP) with no contender takes its lapsed lock back and writes", async () => {
     const file = join(await tempDir(), "state.json");
     const holder = await startHolder(file);
