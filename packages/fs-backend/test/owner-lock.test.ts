@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { AioKV, StoreIOError, StoreLockedError } from "@aiokv/core";
+import { AioKV, StoreLockedError } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { tempDir } from "./file-harness.js";
