@@ -5,18 +5,16 @@ import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { AioKV } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { tempDir } from "./file-harness.js";
+import { fixture, sleep } from "./lock-harness.js";
 
 const soak = process.env["AIOKV_SOAK_SECONDS"] !== undefined;
 const staleAfter = soak ? 10_000 : 2000;
 const span = soak ? Number(process.env["AIOKV_SOAK_SECONDS"]) * 1000 : 3 * staleAfter + 1000;
 const contendEvery = soak ? 3000 : 200;
-const fixture = (name: string): string => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url));
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Counts {
   tries: number;

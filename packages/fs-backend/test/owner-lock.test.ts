@@ -1,17 +1,13 @@
-import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdir, readdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { AioKV, StoreLockedError } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { tempDir } from "./file-harness.js";
-
-const fixture = (name: string): string => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url));
-const staleAfter = 2000;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { deadPid, exited, fixture, plantLock, runFixture, sleep, staleAfter } from "./lock-harness.js";
 
 interface Holder {
   child: ChildProcessWithoutNullStreams;
@@ -42,18 +38,6 @@ async function startHolder(file: string, prefix: string[] = []): Promise<Holder>
   };
 }
 
-/** Runs a fixture to its end; resolves its stdout lines. */
-function runFixture(name: string, args: string[], prefix: string[] = []): Promise<string[]> {
-  const argv = [...prefix, process.execPath, fixture(name), ...args];
-  const child = spawn(argv[0] ?? "", argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
-  onTestFinished(() => {
-    child.kill("SIGKILL");
-  });
-  let out = "";
-  child.stdout.on("data", (data: Buffer) => (out += data.toString()));
-  return new Promise((resolve) => child.once("exit", () => resolve(out.split("\n").filter((line) => line !== ""))));
-}
-
 async function lockedError(kv: AioKV): Promise<StoreLockedError> {
   const error = await kv.get("holder").then(
     () => undefined,
@@ -63,22 +47,7 @@ async function lockedError(kv: AioKV): Promise<StoreLockedError> {
   return error as StoreLockedError;
 }
 
-const exited = (child: ChildProcess): Promise<unknown> => new Promise((resolve) => child.once("exit", resolve));
 
-/** The pid of a process that has exited, so that no process on this host has it (for now). */
-async function deadPid(): Promise<number> {
-  const child = spawn(process.execPath, ["-e", ""]);
-  await exited(child);
-  return child.pid ?? 0;
-}
-
-/** Leaves `file`'s lock as a holder left it: generation `generation`, written by `record`. */
-async function plantLock(file: string, record: object, generation = 1): Promise<string> {
-  await mkdir(`${file}.lock`, { recursive: true });
-  const path = join(`${file}.lock`, `${generation}.json`);
-  await writeFile(path, JSON.stringify({ since: new Date().toISOString(), process: "elsewhere", token: "0", ...record }));
-  return path;
-}
 
 describe("FileBackend owner lock across processes", () => {
   it("a store opened while another process owns the file rejects with StoreLockedError naming it", async () => {
@@ -250,118 +219,4 @@ describe("FileBackend owner lock across processes", () => {
     expect(Object.keys(await backup.getAll())).toHaveLength(200);
     await Promise.all([kv.close(), backup.close()]);
   });
-});
-
-const rounds = Number(process.env["AIOKV_RACE_ROUNDS"] ?? 8);
-const racers = 6;
-
-/** Starts the racers, and once all are ready, tells them one start time; resolves their outputs. */
-async function race(file: string): Promise<string[][]> {
-  const children = Array.from({ length: racers }, () => {
-    const child = spawn(process.execPath, [fixture("race.mjs"), file, "500"], { stdio: ["pipe", "pipe", "inherit"] });
-    onTestFinished(() => {
-      child.kill("SIGKILL");
-    });
-    const lines: string[] = [];
-    const ready = new Promise<void>((resolve) => {
-      createInterface({ input: child.stdout }).on("line", (line) => {
-        if (line === "ready") resolve();
-        else lines.push(line);
-      });
-    });
-    return { child, lines, ready, done: exited(child) };
-  });
-  await Promise.all(children.map(({ ready }) => ready));
-  const startAt = String(Date.now() + 250);
-  for (const { child } of children) child.stdin?.end(`${startAt}\n`);
-  await Promise.all(children.map(({ done }) => done));
-  return children.map(({ lines }) => lines);
-}
-
-describe("FileBackend owner lock races", () => {
-  it(`${racers} processes starting in the same millisecond, ${rounds} rounds on dead, stale and free locks: exactly one owner each round, never removed`, async () => {
-    const dir = await tempDir();
-    const tally = { double: 0, none: 0, lost: 0 };
-    let late = 0;
-    for (let round = 0; round < rounds; round++) {
-      const file = join(dir, `state-${round}.json`);
-      const kind = round % 3;
-      if (kind === 0) await plantLock(file, { pid: await deadPid(), host: hostname() }, round + 1);
-      if (kind === 1) {
-        const path = await plantLock(file, { pid: 1, host: "elsewhere" }, round + 1);
-        const old = new Date(Date.now() - staleAfter - 1000);
-        await utimes(path, old, old);
-      }
-      const outputs = await race(file);
-      // A late start (a loaded machine) still races with the others; it is counted, not excluded.
-      if (outputs.some((lines) => lines.includes("late"))) late++;
-      // A winner's tenure runs from "won" to "kept"; two that overlap are two owners at once.
-      const tenures = outputs.flatMap((lines) => {
-        const won = lines.find((line) => line.startsWith("won "));
-        const kept = lines.find((line) => line.startsWith("kept "));
-        return won === undefined ? [] : [[Number(won.slice(4)), kept === undefined ? Infinity : Number(kept.slice(5))]];
-      });
-      tenures.sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0));
-      if (tenures.some((tenure, i) => i > 0 && (tenure[0] ?? 0) <= (tenures[i - 1]?.[1] ?? 0))) tally.double++;
-      if (tenures.length === 0) tally.none++;
-      const results = outputs.flat();
-      tally.lost += results.filter((line) => line.startsWith("lost")).length;
-      expect(results.filter((line) => !/^(won \d+|kept \d+|locked|late)$/.test(line))).toStrictEqual([]);
-    }
-    console.log(`lock race: ${rounds} rounds of ${racers} processes (${late} with a late starter), ${JSON.stringify(tally)}`);
-    expect(tally).toStrictEqual({ double: 0, none: 0, lost: 0 });
-  }, 10_000 + rounds * 5000);
-
-  it("a SIGKILL at each step of taking or giving up the lock (strace): the next owner always gets in at once, and leaves nothing behind", async () => {
-    const dir = await tempDir();
-    const file = join(dir, "state.json");
-    // The lock's own system calls, each killed at its first few calls: before the link (a
-    // candidate left), after it (a candidate and a generation), in a release (between its rename
-    // and its removal), and so on. Node's start-up makes none of these.
-    const steps = ["link:1", "unlink:1", "unlink:2", "rename:1", "rmdir:1", "unlinkat:1", "unlinkat:2"];
-    const states = new Set<string>();
-    for (const step of steps) {
-      for (const mode of ["0", "1"]) {
-        const [call, when] = step.split(":");
-        const strace = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", `trace=${call}`, "-e", `inject=${call}:signal=SIGKILL:when=${when}`];
-        await runFixture("kill-target.mjs", [file, mode], strace);
-        states.add((await readdir(dir)).concat((await readdir(`${file}.lock`).catch(() => [])).map((name) => `lock/${name.replace(/^\.\w+\./, ".*.")}`)).join(" "));
-        const kv = new AioKV(new FileBackend(file, { staleAfter }));
-        const started = Date.now();
-        await kv.set("step", step);
-        expect(Date.now() - started).toBeLessThan(staleAfter);
-        await kv.close();
-      }
-    }
-    console.log(`lock states left by a SIGKILL: ${[...states].join(" | ")}`);
-    expect(states.size).toBeGreaterThan(3);
-    expect((await readdir(dir)).sort()).toStrictEqual(["state.json"]);
-  });
-
-  it(`a SIGKILL at a random moment of taking or giving up the lock, ${rounds * 4} rounds: the next owner always gets in at once`, async () => {
-    const dir = await tempDir();
-    const file = join(dir, "state.json");
-    let seed = 7;
-    const random = (n: number): number => (seed = (seed * 48271) % 2147483647) % n;
-    for (let round = 0; round < rounds * 4; round++) {
-      // The child prints "start" right before it takes the lock; it takes ~1-3 ms, and a release as long.
-      const child = spawn(process.execPath, [fixture("kill-target.mjs"), file, String(round % 2)], { stdio: ["ignore", "pipe", "inherit"] });
-      onTestFinished(() => {
-        child.kill("SIGKILL");
-      });
-      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-      expect((await lines.next()).value).toBe("start");
-      const delay = random(4000) / 1000;
-      const until = performance.now() + delay;
-      while (performance.now() < until);
-      child.kill("SIGKILL");
-      await exited(child);
-      const kv = new AioKV(new FileBackend(file, { staleAfter }));
-      const started = Date.now();
-      await kv.set("round", round);
-      expect(Date.now() - started).toBeLessThan(staleAfter);
-      await kv.close();
-    }
-    expect((await readdir(dir)).sort()).toStrictEqual(["state.json"]);
-  }, 10_000 + rounds * 4 * 1500);
 });
