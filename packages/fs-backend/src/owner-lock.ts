@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { readdirSync, renameSync, rmSync } from "node:fs";
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from "node:fs/promises";
+import { readdirSync, renameSync, statSync } from "node:fs";
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { StoreLockedError, type StoreOwner } from "@aiokv/core";
 import { isAlive, thisProcess, type OwnerRecord } from "./owner-record.js";
 
@@ -15,30 +15,35 @@ const refreshShare = 1 / 3;
 
 /**
  * The owner lock of a state file: the directory `<file>.lock`, holding one file per generation of
- * ownership, `<n>.json`, each the record of its holder. The holder is the one with the highest
- * generation. Taking a free, dead or stale lock means creating the next generation's file with
- * `link()`, which fails when it exists: of any number of contenders that saw generation `n`,
- * exactly one creates `n + 1`, and none removes anything but its own attempt, so no winner's lock
- * is ever removed by a loser. A holder checks, before each write, that no later generation exists
- * (fencing), and rewrites its record in place while it lives, which gives the file a new mtime
- * from the kernel's clock: staleness compares that mtime with the mtime of a file just written,
- * so it needs no clock of this process (fake timers fake them all) and agrees across the hosts of a
+ * ownership, `<n>.json`, each the record of its holder, who is the one with the highest number.
+ * Taking a free, dead or stale lock means creating the next generation's file with `link()`, which
+ * fails when it exists: of any number of contenders that saw generation `n`, exactly one creates
+ * `n + 1`. A loser removes nothing but its candidate; a winner removes the generations before its
+ * own; a holder gives its lock up by renaming its file to `<n>.released`, and the directory stays,
+ * so that the numbers never go back (a contender that saw an older generation can then never make
+ * one that counts as the latest). A holder checks before each write that its file is still the
+ * latest (fencing), and rewrites its record while it lives, which gives the file a new mtime from
+ * the kernel's clock: staleness compares that mtime with the mtime of a file just written, so it
+ * needs no clock of this process (fake timers fake them all) and agrees across the hosts of a
  * network file system.
  */
 export class OwnerLock {
   readonly #directory: string;
   readonly #generation: number;
   readonly #handle: FileHandle;
+  /** The lock file's inode, kept from reuse by the open handle: a file at its path with another is not this holder's. */
+  readonly #ino: number;
   readonly #record: Uint8Array;
   readonly #owner: StoreOwner;
   #timer: NodeJS.Timeout | undefined;
   #refreshing = false;
   #lost = false;
 
-  private constructor(directory: string, generation: number, handle: FileHandle, record: OwnerRecord, staleAfter: number) {
+  private constructor(directory: string, taken: Taken, record: OwnerRecord, staleAfter: number) {
     this.#directory = directory;
-    this.#generation = generation;
-    this.#handle = handle;
+    this.#generation = taken.generation;
+    this.#handle = taken.handle;
+    this.#ino = taken.ino;
     this.#record = Buffer.from(JSON.stringify(record));
     this.#owner = { pid: record.pid, host: record.host, since: record.since };
     // Unref'd: an idle store must not keep its process alive. A fake timer never fires, and the
@@ -63,12 +68,12 @@ export class OwnerLock {
   static async acquire(target: string, location: string, staleAfter: number): Promise<OwnerLock> {
     const directory = `${target}.lock`;
     const record: OwnerRecord = { ...(await thisProcess()), host: hostname(), since: new Date().toISOString(), token: randomBytes(8).toString("hex") };
-    // A contender whose directory was replaced under it (a release removes it) starts again;
-    // every other outcome ends the loop, so a few rounds are plenty.
+    // A contender that lost a race to a generation, or whose candidate a winner removed, looks
+    // again (and then meets the winner's live lock): a few rounds are plenty.
     for (let attempt = 0; attempt < 20; attempt++) {
       const outcome = await attemptOnce(directory, record, location, staleAfter);
       if (outcome === "again") continue;
-      const lock = new OwnerLock(directory, outcome.generation, outcome.handle, record, staleAfter);
+      const lock = new OwnerLock(directory, outcome, record, staleAfter);
       held.add(lock);
       releaseAtExit();
       return lock;
@@ -85,40 +90,52 @@ export class OwnerLock {
    */
   async assertHeld(location: string): Promise<void> {
     if (!this.#lost) {
-      // One listing: a takeover adds a later generation; a removed lock drops this one's file.
-      const names = await readdir(this.#directory).catch(() => [] as string[]);
-      if (latest(names) !== this.#generation || !names.includes(`${this.#generation}.json`)) this.#lose();
+      // A takeover adds a later generation; a removed lock drops this one's file. The inode tells
+      // this holder's file from another's of the same number (a lock directory removed by hand).
+      const [names, ino] = await Promise.all([readdir(this.#directory).catch(() => []), stat(this.#path).then((s) => s.ino, () => undefined)]);
+      if (!this.#isLatest(names, ino)) this.#lost = true;
       // Not awaited: the timer keeps the lock fresh; this only brings a lapsed one back sooner.
       else void this.#refresh();
     }
     if (this.#lost) throw new StoreLockedError(location, await readOwner(this.#directory), { cause: new Error(`The lock ${this.#directory} was taken over`) });
   }
 
-  /** Gives the lock up: removes the directory, unless a later generation took it over. */
+  /**
+   * Gives the lock up: renames this generation's file to `<n>.released`, unless a later generation
+   * took it over. The directory stays: its numbers must never go back, or a contender that saw an
+   * older generation could make one that counts as the latest.
+   */
   async release(): Promise<void> {
     if (!this.#stop()) return;
+    if (!this.#lost) {
+      const [names, ino] = await Promise.all([readdir(this.#directory).catch(() => []), stat(this.#path).then((s) => s.ino, () => undefined)]);
+      // A takeover between the check and the rename only marks this, an earlier generation, released.
+      if (this.#isLatest(names, ino)) await rename(this.#path, this.#releasedPath).catch(() => {});
+    }
     await this.#handle.close().catch(() => {});
-    if (this.#lost || latest(await readdir(this.#directory).catch(() => [])) !== this.#generation) return;
-    await removeDirectory(this.#directory);
   }
 
   /** Gives the lock up synchronously, as the process exits. */
   releaseNow(): void {
     if (!this.#stop() || this.#lost) return;
-    let names: string[];
     try {
-      names = readdirSync(this.#directory);
-    } catch {
-      return;
-    }
-    if (latest(names) !== this.#generation) return;
-    const gone = goneName(this.#directory);
-    try {
-      renameSync(this.#directory, gone);
-      rmSync(gone, { recursive: true, force: true });
+      if (this.#isLatest(readdirSync(this.#directory), statSync(this.#path).ino)) renameSync(this.#path, this.#releasedPath);
     } catch {
       // Left for the next owner: a dead holder's lock is taken over at once on this host.
     }
+  }
+
+  get #path(): string {
+    return join(this.#directory, `${this.#generation}.json`);
+  }
+
+  get #releasedPath(): string {
+    return join(this.#directory, `${this.#generation}.released`);
+  }
+
+  #isLatest(names: readonly string[], ino: number | undefined): boolean {
+    const current = latest(names);
+    return current?.generation === this.#generation && !current.released && ino === this.#ino;
   }
 
   /** Stops refreshing; false when already stopped. */
@@ -128,10 +145,6 @@ export class OwnerLock {
     this.#timer = undefined;
     held.delete(this);
     return true;
-  }
-
-  #lose(): void {
-    this.#lost = true;
   }
 
   // Writing the same bytes again sets the file's mtime from the kernel's clock.
@@ -148,43 +161,44 @@ export class OwnerLock {
   }
 }
 
-type Attempt = "again" | { generation: number; handle: FileHandle };
+interface Taken {
+  generation: number;
+  handle: FileHandle;
+  ino: number;
+}
 
 /**
  * One try at taking the lock: write this process's record to a candidate file, read who holds
  * the latest generation, and link the candidate as the next generation when that holder is gone.
  */
-async function attemptOnce(directory: string, record: OwnerRecord, location: string, staleAfter: number): Promise<Attempt> {
+async function attemptOnce(directory: string, record: OwnerRecord, location: string, staleAfter: number): Promise<"again" | Taken> {
   await mkdir(directory, { recursive: true });
   const candidate = join(directory, `.${record.token}${candidateSuffix}`);
   try {
-    const now = await writeCandidate(candidate, record);
-    const names = now === undefined ? undefined : await readdir(directory).catch(ifAbsent(undefined));
-    // The directory went away (its holder released it) since it was made: start again.
-    if (now === undefined || names === undefined) return "again";
+    const written = await writeCandidate(candidate, record);
+    // Removed by a winner's clean-up (or the directory by hand) since it was made: start again.
+    if (written === undefined) return "again";
+    const names = await readdir(directory);
     const current = latest(names);
-    if (current !== undefined && !(await isFree(join(directory, `${current}.json`), now, staleAfter))) {
+    if (current !== undefined && !current.released && !(await isFree(join(directory, `${current.generation}.json`), written.mtimeMs, staleAfter))) {
       throw new StoreLockedError(location, await readOwner(directory));
     }
-    const generation = (current ?? 0) + 1;
+    const generation = (current?.generation ?? 0) + 1;
     const path = join(directory, `${generation}.json`);
     try {
       await link(candidate, path);
     } catch (error) {
-      // EEXIST: another contender took this generation first; ENOENT: the directory was replaced.
+      // EEXIST: another contender took this generation first; ENOENT: a winner removed the candidate.
       if (code(error) === "EEXIST" || code(error) === "ENOENT") return "again";
       throw error;
     }
-    // A contender that saw an older generation can only have made one that is not the latest.
-    const after = await readdir(directory).catch(() => [] as string[]);
-    if (latest(after) !== generation || !after.includes(`${generation}.json`)) {
-      await unlink(path).catch(() => {});
-      return "again";
-    }
-    const handle = await open(path, "r+").catch(ifAbsent(undefined));
-    if (handle === undefined) return "again";
+    // A contender that saw an older generation made one that is not the latest: it lost, and
+    // leaves its file to the winner's clean-up (removing it by name could hit another's).
+    const after = await readdir(directory);
+    if (latest(after)?.generation !== generation) return "again";
+    const handle = await open(path, "r+");
     await clearEarlier(directory, after, generation);
-    return { generation, handle };
+    return { generation, handle, ino: written.ino };
   } finally {
     await unlink(candidate).catch(() => {});
   }
@@ -192,8 +206,11 @@ async function attemptOnce(directory: string, record: OwnerRecord, location: str
 
 const candidateSuffix = ".candidate";
 
-/** Writes the candidate record; resolves the file's mtime (the kernel's now), or undefined when the directory went away. */
-async function writeCandidate(path: string, record: OwnerRecord): Promise<number | undefined> {
+/**
+ * Writes the candidate record; resolves its mtime (the kernel's now) and inode (the generation's
+ * once linked), or undefined when the directory went away.
+ */
+async function writeCandidate(path: string, record: OwnerRecord): Promise<{ mtimeMs: number; ino: number } | undefined> {
   let handle: FileHandle;
   try {
     handle = await open(path, "wx", 0o600);
@@ -203,7 +220,8 @@ async function writeCandidate(path: string, record: OwnerRecord): Promise<number
   }
   try {
     await handle.writeFile(JSON.stringify(record));
-    return (await handle.stat()).mtimeMs;
+    const { mtimeMs, ino } = await handle.stat();
+    return { mtimeMs, ino };
   } finally {
     // On a full disk too: the caller removes the candidate, so nothing stays to block anyone.
     await handle.close().catch(() => {});
@@ -228,59 +246,38 @@ async function isFree(path: string, now: number, staleAfter: number): Promise<bo
 /** Removes the generations before `generation` and every other contender's candidate. */
 async function clearEarlier(directory: string, names: string[], generation: number): Promise<void> {
   const earlier = names.filter((name) => {
-    const n = generationOf(name);
-    return n === undefined ? name.endsWith(candidateSuffix) : n < generation;
+    const entry = generationOf(name);
+    return entry === undefined ? name.endsWith(candidateSuffix) : entry.generation < generation;
   });
   await Promise.all(earlier.map((name) => unlink(join(directory, name)).catch(() => {})));
-  await removeGone(directory);
+}
+
+interface Generation {
+  generation: number;
+  /** Its holder gave it up. */
+  released: boolean;
 }
 
 /** The latest generation among a lock directory's names. */
-function latest(names: readonly string[]): number | undefined {
-  let found: number | undefined;
+function latest(names: readonly string[]): Generation | undefined {
+  let found: Generation | undefined;
   for (const name of names) {
-    const n = generationOf(name);
-    if (n !== undefined && (found === undefined || n > found)) found = n;
+    const entry = generationOf(name);
+    if (entry !== undefined && (found === undefined || entry.generation > found.generation)) found = entry;
   }
   return found;
 }
 
-function generationOf(name: string): number | undefined {
-  const match = /^([1-9]\d{0,14})\.json$/.exec(name);
-  return match ? Number(match[1]) : undefined;
-}
-
-/**
- * Removes a lock directory: renamed aside first, so that a contender halfway through taking it
- * fails its `link()` and starts again on a new directory, instead of finishing in this one.
- */
-async function removeDirectory(directory: string): Promise<void> {
-  const gone = goneName(directory);
-  try {
-    await rename(directory, gone);
-  } catch {
-    return;
-  }
-  await rm(gone, { recursive: true, force: true });
-}
-
-function goneName(directory: string): string {
-  return join(dirname(directory), `.${basename(directory)}.${randomBytes(4).toString("hex")}.gone`);
-}
-
-/** Removes what a release killed between its two steps left beside the lock directory. */
-async function removeGone(directory: string): Promise<void> {
-  const prefix = `.${basename(directory)}.`;
-  const names = await readdir(dirname(directory)).catch(() => [] as string[]);
-  const gone = names.filter((name) => name.startsWith(prefix) && /^[0-9a-f]{8}\.gone$/.test(name.slice(prefix.length)));
-  await Promise.all(gone.map((name) => rm(join(dirname(directory), name), { recursive: true, force: true })));
+function generationOf(name: string): Generation | undefined {
+  const match = /^([1-9]\d{0,14})\.(json|released)$/.exec(name);
+  return match ? { generation: Number(match[1]), released: match[2] === "released" } : undefined;
 }
 
 /** The holder named by the latest generation, when it can be read. */
 async function readOwner(directory: string): Promise<StoreOwner | undefined> {
   const current = latest(await readdir(directory).catch(() => []));
-  if (current === undefined) return undefined;
-  const record = await readRecord(join(directory, `${current}.json`));
+  if (current === undefined || current.released) return undefined;
+  const record = await readRecord(join(directory, `${current.generation}.json`));
   return record && { pid: record.pid, host: record.host, since: record.since };
 }
 
@@ -301,14 +298,6 @@ function releaseAtExit(): void {
   process.once("exit", () => {
     for (const lock of held) lock.releaseNow();
   });
-}
-
-/** A rejection handler that turns ENOENT into `value` and rethrows anything else. */
-function ifAbsent<T>(value: T): (error: unknown) => T {
-  return (error) => {
-    if (code(error) === "ENOENT") return value;
-    throw error;
-  };
 }
 
 function code(error: unknown): unknown {

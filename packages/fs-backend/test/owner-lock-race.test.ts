@@ -71,7 +71,7 @@ describe("FileBackend owner lock races", () => {
     expect(tally).toStrictEqual({ double: 0, none: 0, lost: 0 });
   }, 10_000 + rounds * 5000);
 
-  it("a SIGKILL at each step of taking or giving up the lock (strace): the next owner always gets in at once, and leaves nothing behind", async () => {
+  it("a SIGKILL at each step of taking or giving up the lock (strace): the next owner always gets in at once, and leaves only the released lock behind", async () => {
     const dir = await tempDir();
     const file = join(dir, "state.json");
     // The lock's own system calls, each killed at its first few calls: before the link (a
@@ -94,7 +94,8 @@ describe("FileBackend owner lock races", () => {
     }
     console.log(`lock states left by a SIGKILL: ${[...states].join(" | ")}`);
     expect(states.size).toBeGreaterThan(3);
-    expect((await readdir(dir)).sort()).toStrictEqual(["state.json"]);
+    expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
+    expect((await readdir(`${file}.lock`)).filter((name) => !/^\d+\.released$/.test(name))).toStrictEqual([]);
   });
 
   it(`a SIGKILL at a random moment of taking or giving up the lock, ${rounds * 4} rounds: the next owner always gets in at once`, async () => {
@@ -121,6 +122,7 @@ describe("FileBackend owner lock races", () => {
       expect(Date.now() - started).toBeLessThan(staleAfter);
       await kv.close();
     }
-    expect((await readdir(dir)).sort()).toStrictEqual(["state.json"]);
+    expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
+    expect((await readdir(`${file}.lock`)).filter((name) => !/^\d+\.released$/.test(name))).toStrictEqual([]);
   }, 10_000 + rounds * 4 * 1500);
 });

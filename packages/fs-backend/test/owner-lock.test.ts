@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdir, readdir, readFile, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -96,6 +96,8 @@ describe("FileBackend owner lock across processes", () => {
     await kv.set("a", 1);
     expect(await readdir(`${file}.lock`)).toStrictEqual(["8.json"]);
     await kv.close();
+    expect(await readdir(`${file}.lock`)).toStrictEqual(["8.released"]);
+    await rm(`${file}.lock`, { recursive: true });
     await mkdir(`${file}.lock`);
     await writeFile(join(`${file}.lock`, "3.json"), "");
     const next = new AioKV(new FileBackend(file, { staleAfter }));
@@ -139,6 +141,19 @@ describe("FileBackend owner lock across processes", () => {
     await lockedError(new AioKV(new FileBackend(file, { staleAfter })));
   });
 
+  it("an owner whose lock directory was removed by hand, and retaken by another with the same generation number, is refused", async () => {
+    const file = join(await tempDir(), "state.json");
+    const holder = await startHolder(file);
+    await rm(`${file}.lock`, { recursive: true });
+    const kv = new AioKV(new FileBackend(file, { staleAfter }));
+    await kv.set("other", true);
+    // The same name, 1.json, as the holder's: only the file's identity tells them apart.
+    expect(await readdir(`${file}.lock`)).toStrictEqual(["1.json"]);
+    expect(await holder.ask("set mine 1")).toBe("error StoreLockedError");
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ holder: holder.child.pid, other: true });
+    await kv.close();
+  });
+
   it("an owner paused past 2x staleAfter (SIGSTOP) with no contender takes its lapsed lock back and writes", async () => {
     const file = join(await tempDir(), "state.json");
     const holder = await startHolder(file);
@@ -166,13 +181,19 @@ describe("FileBackend owner lock across processes", () => {
     expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ holder: 1, restarted: 1 });
   });
 
-  it("an owner that exits without close() releases the lock, leaving nothing beside the file", async () => {
+  it("an owner that exits without close() releases the lock: its generation is marked released, and the next owner gets in at once", async () => {
     const dir = await tempDir();
     const file = join(dir, "state.json");
     const holder = await startHolder(file);
     holder.child.stdin.write("exit\n");
     await exited(holder.child);
-    expect(await readdir(dir)).toStrictEqual(["state.json"]);
+    expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
+    expect(await readdir(`${file}.lock`)).toStrictEqual(["1.released"]);
+    const kv = new AioKV(new FileBackend(file, { staleAfter }));
+    await kv.set("next", 1);
+    expect(await readdir(`${file}.lock`)).toStrictEqual(["2.json"]);
+    await kv.close();
+    expect(await readdir(`${file}.lock`)).toStrictEqual(["2.released"]);
   });
 
   it("a disk that refuses the lock record (RLIMIT_FSIZE 0) fails with StoreIOError and leaves nothing that blocks the next owner", async () => {
@@ -183,7 +204,8 @@ describe("FileBackend owner lock across processes", () => {
     const kv = new AioKV(new FileBackend(file, { staleAfter }));
     await kv.set("a", 1);
     await kv.close();
-    expect(await readdir(dir)).toStrictEqual(["state.json"]);
+    expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
+    expect(await readdir(`${file}.lock`)).toStrictEqual(["1.released"]);
   });
 
   it("staleAfter is a whole number of ms from 2000 to a day", () => {
@@ -206,7 +228,7 @@ describe("FileBackend owner lock across processes", () => {
     const kv = new AioKV(new FileBackend(file));
     await kv.get("a");
     await kv.close();
-    expect((await readdir(dir)).sort()).toStrictEqual(others.sort());
+    expect((await readdir(dir)).sort()).toStrictEqual([...others, "state.json.lock"].sort());
   });
 
   it("opening a store does not break the writes of another store whose name extends it (state.json.bak)", async () => {
