@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readdirSync, renameSync, statSync } from "node:fs";
+import { readdirSync, renameSync, statSync, writeSync } from "node:fs";
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -36,7 +36,6 @@ export class OwnerLock {
   readonly #record: Uint8Array;
   readonly #owner: StoreOwner;
   #timer: NodeJS.Timeout | undefined;
-  #refreshing = false;
   #lost = false;
 
   private constructor(directory: string, taken: Taken, record: OwnerRecord, staleAfter: number) {
@@ -48,7 +47,7 @@ export class OwnerLock {
     this.#owner = { pid: record.pid, host: record.host, since: record.since };
     // Unref'd: an idle store must not keep its process alive. A fake timer never fires, and the
     // lock then lapses while idle, which costs nothing: a lapsed lock nobody took is taken back.
-    this.#timer = setInterval(() => void this.#refresh(), Math.ceil(staleAfter * refreshShare));
+    this.#timer = setInterval(() => this.#refresh(), Math.ceil(staleAfter * refreshShare));
     this.#timer.unref();
   }
 
@@ -94,8 +93,8 @@ export class OwnerLock {
       // this holder's file from another's of the same number (a lock directory removed by hand).
       const [names, ino] = await Promise.all([readdir(this.#directory).catch(() => []), stat(this.#path).then((s) => s.ino, () => undefined)]);
       if (!this.#isLatest(names, ino)) this.#lost = true;
-      // Not awaited: the timer keeps the lock fresh; this only brings a lapsed one back sooner.
-      else void this.#refresh();
+      // The timer keeps the lock fresh; this brings a lapsed one back at once.
+      else this.#refresh();
     }
     if (this.#lost) throw new StoreLockedError(location, await readOwner(this.#directory), { cause: new Error(`The lock ${this.#directory} was taken over`) });
   }
@@ -147,16 +146,16 @@ export class OwnerLock {
     return true;
   }
 
-  // Writing the same bytes again sets the file's mtime from the kernel's clock.
-  async #refresh(): Promise<void> {
-    if (this.#refreshing || this.#lost || this.#timer === undefined) return;
-    this.#refreshing = true;
+  // Writing the same bytes again sets the file's mtime from the kernel's clock. Synchronously: a
+  // write of a few bytes to a file the kernel has cached, where an async one would queue behind
+  // whatever fills libuv's thread pool (slow DNS look-ups, a blocked open), and the lock of a live,
+  // responsive owner would go stale.
+  #refresh(): void {
+    if (this.#lost || this.#timer === undefined) return;
     try {
-      await this.#handle.write(this.#record, 0, this.#record.length, 0);
+      writeSync(this.#handle.fd, this.#record, 0, this.#record.length, 0);
     } catch {
       // A failed refresh only lets the lock age; the next write's check says whether it is still ours.
-    } finally {
-      this.#refreshing = false;
     }
   }
 }

@@ -49,18 +49,26 @@ export async function isAlive(record: Partial<OwnerRecord> & { pid: number }): P
     // EPERM: alive, but another user's.
     if ((error as { code?: unknown }).code !== "EPERM") return false;
   }
-  // The pid runs; a different start time means it was given to another process since.
-  const start = record.start === undefined ? undefined : await startTime(record.pid);
-  return start === undefined || start === record.start;
+  // The pid exists; a zombie (killed, not yet reaped by its parent) is dead, and a different start
+  // time means the pid was given to another process since.
+  const fields = await statFields(record.pid);
+  if (fields?.[0] === "Z" || fields?.[0] === "X") return false;
+  const start = fields?.[19];
+  return record.start === undefined || start === undefined || start === record.start;
 }
 
-/** A process's start time from `/proc/<pid>/stat` (field 22), where there is one. */
-async function startTime(pid: number): Promise<string | undefined> {
+/** The fields of `/proc/<pid>/stat` from the third (state) on, where there is one. */
+async function statFields(pid: number): Promise<string[] | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, "utf8");
     // The command name (field 2) may hold spaces and parentheses: count fields after the last ")".
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return undefined;
   }
+}
+
+/** A process's start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`). */
+async function startTime(pid: number): Promise<string | undefined> {
+  return (await statFields(pid))?.[19];
 }

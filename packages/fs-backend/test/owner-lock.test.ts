@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -74,6 +75,26 @@ describe("FileBackend owner lock across processes", () => {
     await kv.close();
   });
 
+  it("the lock of an owner killed but not yet reaped by its parent (a zombie) is taken over at once", async () => {
+    const file = join(await tempDir(), "state.json");
+    // The shell becomes `sleep`, which never waits for its child: the killed holder stays a zombie.
+    const parent = spawn("sh", ["-c", `"${process.execPath}" "${fixture("holder.mjs")}" "${file}" ${staleAfter} & echo $!; exec sleep 60`]);
+    onTestFinished(() => {
+      parent.kill("SIGKILL");
+    });
+    const lines = createInterface({ input: parent.stdout })[Symbol.asyncIterator]();
+    const pid = Number((await lines.next()).value);
+    expect((await lines.next()).value).toBe("ready");
+    process.kill(pid, "SIGKILL");
+    await sleep(200);
+    expect((await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.[0]).toBe("Z");
+    const started = Date.now();
+    const kv = new AioKV(new FileBackend(file, { staleAfter }));
+    expect(await kv.get("holder")).toBe(pid);
+    expect(Date.now() - started).toBeLessThan(staleAfter);
+    await kv.close();
+  });
+
   it("a lock held from another host is taken over only after staleAfter", async () => {
     const file = join(await tempDir(), "state.json");
     const since = new Date().toISOString();
@@ -139,6 +160,19 @@ describe("FileBackend owner lock across processes", () => {
     expect(await holder.ask("set back 1")).toBe("ok");
     expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ holder: holder.child.pid, successor: true, back: 1 });
     await lockedError(new AioKV(new FileBackend(file, { staleAfter })));
+  });
+
+  it("an owner whose thread pool is blocked past 2x staleAfter (slow DNS, a stuck open) keeps its lock: it is refreshed on the event loop", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "state.json");
+    const holder = await startHolder(file);
+    // libuv's pool has 4 threads; four FIFO opens without a writer hold them all.
+    expect(await holder.ask(`block ${dir} 4`)).toBe("blocked");
+    await sleep(2 * staleAfter + 500);
+    await lockedError(new AioKV(new FileBackend(file, { staleAfter })));
+    for (let i = 0; i < 4; i++) closeSync(openSync(join(dir, `fifo-${i}`), "w"));
+    expect(await holder.ask("set after 1")).toBe("ok");
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ holder: holder.child.pid, after: 1 });
   });
 
   it("an owner whose lock directory was removed by hand, and retaken by another with the same generation number, is refused", async () => {
