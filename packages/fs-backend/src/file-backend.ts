@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
-import { lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { StoreLockedError, UnsyncedWriteError, type Backend } from "@aiokv/core";
 import { OwnerLock } from "./owner-lock.js";
@@ -102,8 +102,7 @@ export class FileBackend implements Backend {
 
   async write(pieces: readonly Uint8Array[]): Promise<void> {
     const { target, existing } = await this.#target();
-    // Beside the target: rename is atomic only within one file system.
-    const temp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}${tempSuffix}`);
+    const temp = tempBeside(target);
     let handle: FileHandle | undefined;
     try {
       const file = await openNew(temp);
@@ -151,38 +150,61 @@ export class FileBackend implements Backend {
    * Renames the file (a symlink's target) to `<file>.<suffix>` beside it, for `quarantine()`:
    * the evidence stays, and the next write starts a new file.
    */
-  moveAside(suffix: string): Promise<string | undefined> {
-    return this.#changeTarget(async (target) => {
-      const aside = `${target}.${suffix}`;
-      await rename(target, aside);
-      return aside;
-    });
+  async moveAside(suffix: string): Promise<string | undefined> {
+    return (await this.#moveTarget((target) => `${target}.${suffix}`))?.moved;
   }
 
+  /** Removes the file (a symlink's target, so that a link stays one): renamed to a temp name, then unlinked. */
   async remove(): Promise<void> {
-    await this.#changeTarget((target) => unlink(target).then(() => true));
+    const done = await this.#moveTarget(tempBeside);
+    // The rename, synced, removed the file; a temp file a crash leaves is the next owner's to remove.
+    if (done !== undefined) await unlink(done.moved);
   }
 
   /**
-   * Runs `change` on the file as its owner, then syncs the directory. The target, not the link:
-   * a state file that is a symlink stays one for the next write.
+   * Renames the file to `to(target)` as its owner, and syncs the directory. Ownership is checked
+   * again after the rename: an owner paused between its check and the rename, whose lock was
+   * taken over meanwhile, puts the file back (unless the new owner has written one since) and is
+   * refused, so that it never removes or moves the new owner's file.
    *
-   * @returns What `change` resolves; `undefined`, with nothing synced, when the file is absent.
+   * @returns The target and where it went; `undefined` when the file is absent.
    */
-  async #changeTarget<T>(change: (target: string) => Promise<T>): Promise<T | undefined> {
-    await this.#lock?.assertHeld(this.location);
+  async #moveTarget(to: (target: string) => string): Promise<{ target: string; moved: string } | undefined> {
     const target = await followLinks(this.location);
-    const result = await unlessAbsent(change(target));
-    if (result !== undefined && this.#sync) {
-      await syncDirectory(dirname(target)).catch((error: unknown) => {
-        throw new UnsyncedWriteError(error);
-      });
+    await this.#lock?.assertHeld(this.location);
+    // A rename would move a directory too, which unlink() refuses: a directory is not a state file.
+    const info = await unlessAbsent(lstat(target));
+    if (info === undefined) return undefined;
+    if (info.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, unlink '${target}'`), { code: "EISDIR" });
+    const moved = to(target);
+    if ((await unlessAbsent(rename(target, moved).then(() => true))) === undefined) return undefined;
+    try {
+      await this.#lock?.assertHeld(this.location);
+    } catch (error) {
+      // link() fails when the new owner has written a file since: that one is newer.
+      await link(moved, target)
+        .then(() => unlink(moved))
+        .catch(() => {});
+      throw error;
     }
-    return result;
+    await this.#syncDirectory(target);
+    return { target, moved };
+  }
+
+  async #syncDirectory(target: string): Promise<void> {
+    if (!this.#sync) return;
+    await syncDirectory(dirname(target)).catch((error: unknown) => {
+      throw new UnsyncedWriteError(error);
+    });
   }
 }
 
 const tempSuffix = ".aiokv.tmp";
+
+/** A new temp file's name beside `target`: rename is atomic only within one file system. */
+function tempBeside(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}${tempSuffix}`);
+}
 
 const minStaleAfter = 2000;
 // A day: far past any pause worth waiting out, and its refresh period fits a timer (2^31 ms).
