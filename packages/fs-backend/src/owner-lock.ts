@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { readdirSync, renameSync, statSync, writeSync } from "node:fs";
+import { readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { StoreLockedError, type StoreOwner } from "@aiokv/core";
-import { isAlive, thisProcess, type OwnerRecord } from "./owner-record.js";
+import { answers, isAlive, thisProcess, type OwnerRecord } from "./owner-record.js";
 
 /** The locks this process holds, released at exit. */
 const held = new Set<OwnerLock>();
@@ -35,14 +36,17 @@ export class OwnerLock {
   readonly #ino: number;
   readonly #record: Uint8Array;
   readonly #owner: StoreOwner;
+  /** Answers for this holder while it lives: see `isAlive`. */
+  readonly #listener: Server | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lost = false;
 
-  private constructor(directory: string, taken: Taken, record: OwnerRecord, staleAfter: number) {
+  private constructor(directory: string, taken: Taken & { listener: Server | undefined }, record: OwnerRecord, staleAfter: number) {
     this.#directory = directory;
     this.#generation = taken.generation;
     this.#handle = taken.handle;
     this.#ino = taken.ino;
+    this.#listener = taken.listener;
     this.#record = Buffer.from(JSON.stringify(record));
     this.#owner = { pid: record.pid, host: record.host, since: record.since };
     // Unref'd: an idle store must not keep its process alive. A fake timer never fires, and the
@@ -66,18 +70,32 @@ export class OwnerLock {
    */
   static async acquire(target: string, location: string, staleAfter: number): Promise<OwnerLock> {
     const directory = `${target}.lock`;
-    const record: OwnerRecord = { ...(await thisProcess()), host: hostname(), since: new Date().toISOString(), token: randomBytes(8).toString("hex") };
-    // A contender that lost a race to a generation, or whose candidate a winner removed, looks
-    // again (and then meets the winner's live lock): a few rounds are plenty.
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const outcome = await attemptOnce(directory, record, location, staleAfter);
-      if (outcome === "again") continue;
-      const lock = new OwnerLock(directory, outcome, record, staleAfter);
-      held.add(lock);
-      releaseAtExit();
-      return lock;
+    await mkdir(directory, { recursive: true });
+    const token = randomBytes(8).toString("hex");
+    const listener = await listen(join(directory, `.${token}${socketSuffix}`));
+    const record: OwnerRecord = {
+      ...(await thisProcess()),
+      host: hostname(),
+      since: new Date().toISOString(),
+      token,
+      socket: listener && `.${token}${socketSuffix}`,
+    };
+    try {
+      // A contender that lost a race to a generation, or whose candidate a winner removed, looks
+      // again (and then meets the winner's live lock): a few rounds are plenty.
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const outcome = await attemptOnce(directory, record, location, staleAfter);
+        if (outcome === "again") continue;
+        const lock = new OwnerLock(directory, { ...outcome, listener }, record, staleAfter);
+        held.add(lock);
+        releaseAtExit();
+        return lock;
+      }
+      throw new StoreLockedError(location, undefined, { cause: new Error(`The lock ${directory} kept changing while it was being taken`) });
+    } catch (error) {
+      closeListener(listener);
+      throw error;
     }
-    throw new StoreLockedError(location, undefined, { cause: new Error(`The lock ${directory} kept changing while it was being taken`) });
   }
 
   /**
@@ -137,12 +155,13 @@ export class OwnerLock {
     return current?.generation === this.#generation && !current.released && ino === this.#ino;
   }
 
-  /** Stops refreshing; false when already stopped. */
+  /** Stops refreshing and answering; false when already stopped. */
   #stop(): boolean {
     if (this.#timer === undefined) return false;
     clearInterval(this.#timer);
     this.#timer = undefined;
     held.delete(this);
+    closeListener(this.#listener);
     return true;
   }
 
@@ -179,7 +198,7 @@ async function attemptOnce(directory: string, record: OwnerRecord, location: str
     if (written === undefined) return "again";
     const names = await readdir(directory);
     const current = latest(names);
-    if (current !== undefined && !current.released && !(await isFree(join(directory, `${current.generation}.json`), written.mtimeMs, staleAfter))) {
+    if (current !== undefined && !current.released && !(await isFree(directory, current.generation, written.mtimeMs, staleAfter))) {
       throw new StoreLockedError(location, await readOwner(directory));
     }
     const generation = (current?.generation ?? 0) + 1;
@@ -227,8 +246,9 @@ async function writeCandidate(path: string, record: OwnerRecord): Promise<{ mtim
   }
 }
 
-/** Whether the holder of the lock file at `path` is gone: released, dead on this host, or stale. */
-async function isFree(path: string, now: number, staleAfter: number): Promise<boolean> {
+/** Whether the holder of `generation` is gone: dead on this host, or stale. */
+async function isFree(directory: string, generation: number, now: number, staleAfter: number): Promise<boolean> {
+  const path = join(directory, `${generation}.json`);
   let modified: number;
   try {
     modified = (await stat(path)).mtimeMs;
@@ -238,17 +258,57 @@ async function isFree(path: string, now: number, staleAfter: number): Promise<bo
     throw error;
   }
   const holder = await readRecord(path);
-  if (holder !== undefined && holder.host === hostname() && !(await isAlive(holder))) return true;
+  const socket = typeof holder?.socket === "string" && isSocketName(holder.socket) ? join(directory, holder.socket) : undefined;
+  if (holder !== undefined && holder.host === hostname() && !(await isAlive(holder, socket))) return true;
   return now - modified > staleAfter;
 }
 
-/** Removes the generations before `generation` and every other contender's candidate. */
+const socketSuffix = ".sock";
+
+function isSocketName(name: string): boolean {
+  return /^\.[0-9a-f]{16}\.sock$/.test(name);
+}
+
+/**
+ * Listens on a Unix socket at `path`, refusing nothing and keeping no process alive; `undefined`
+ * where that cannot be done (a path longer than a socket's, a file system without sockets).
+ */
+function listen(path: string): Promise<Server | undefined> {
+  return new Promise((resolve) => {
+    const server = createServer((socket) => socket.destroy());
+    server.once("error", () => resolve(undefined));
+    server.listen(path, () => {
+      server.unref();
+      resolve(server);
+    });
+  });
+}
+
+function closeListener(listener: Server | undefined): void {
+  if (listener === undefined) return;
+  const path = listener.address();
+  listener.close();
+  if (typeof path === "string") {
+    try {
+      unlinkSync(path);
+    } catch {
+      // Gone already.
+    }
+  }
+}
+
+/**
+ * Removes the generations before `generation`, every other contender's candidate, and the sockets
+ * of holders and contenders that are gone (a socket that refuses a connection).
+ */
 async function clearEarlier(directory: string, names: string[], generation: number): Promise<void> {
   const earlier = names.filter((name) => {
     const entry = generationOf(name);
     return entry === undefined ? name.endsWith(candidateSuffix) : entry.generation < generation;
   });
-  await Promise.all(earlier.map((name) => unlink(join(directory, name)).catch(() => {})));
+  const sockets = names.filter(isSocketName).map((name) => join(directory, name));
+  const dead = await Promise.all(sockets.map(async (path) => ((await answers(path)) ? [] : [path])));
+  await Promise.all([...earlier.map((name) => join(directory, name)), ...dead.flat()].map((path) => unlink(path).catch(() => {})));
 }
 
 interface Generation {

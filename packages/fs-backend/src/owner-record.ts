@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { connect } from "node:net";
 
 /** What an owner lock file says of its holder. */
 export interface OwnerRecord {
@@ -15,6 +16,8 @@ export interface OwnerRecord {
   readonly boot?: string | undefined;
   /** Names this holder's candidate file. */
   readonly token: string;
+  /** The name, in the lock's directory, of a Unix socket the holder listens on while it lives. */
+  readonly socket?: string | undefined;
 }
 
 type Identity = Pick<OwnerRecord, "pid" | "process" | "start" | "boot">;
@@ -36,13 +39,20 @@ export function thisProcess(): Promise<Identity> {
 }
 
 /**
- * Whether the holder named by `record`, on this host, still runs. A record with this process's pid
- * but another identity is an earlier process that had the same pid: dead.
+ * Whether the holder named by `record`, on this host, still runs. On the same kernel (the same boot
+ * id) a holder's listening socket answers for it: a connection is refused once its process is
+ * gone, whatever pid namespace (container) it ran in. Without one, its pid: a record with this
+ * process's pid but another identity is an earlier process that had the same pid (a restarted
+ * container's pid 1), dead.
+ *
+ * @param socket The path of the socket the record names, when it names one.
  */
-export async function isAlive(record: Partial<OwnerRecord> & { pid: number }): Promise<boolean> {
+export async function isAlive(record: Partial<OwnerRecord> & { pid: number }, socket?: string): Promise<boolean> {
   const self = await thisProcess();
   if (record.boot !== undefined && self.boot !== undefined && record.boot !== self.boot) return false;
-  if (record.pid === self.pid) return record.process === self.process;
+  if (record.process === self.process) return true;
+  if (socket !== undefined && record.boot !== undefined && record.boot === self.boot) return answers(socket);
+  if (record.pid === self.pid) return false;
   try {
     process.kill(record.pid, 0);
   } catch (error) {
@@ -55,6 +65,18 @@ export async function isAlive(record: Partial<OwnerRecord> & { pid: number }): P
   if (fields?.[0] === "Z" || fields?.[0] === "X") return false;
   const start = fields?.[19];
   return record.start === undefined || start === undefined || start === record.start;
+}
+
+/** Whether something listens on the Unix socket at `path`; anything but a refusal counts as yes. */
+export function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code !== "ECONNREFUSED" && error.code !== "ENOENT"));
+  });
 }
 
 /** The fields of `/proc/<pid>/stat` from the third (state) on, where there is one. */

@@ -1,7 +1,7 @@
 // What the owner lock's tests share: its fixtures run as processes, and locks planted as a
 // holder would have left them.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { onTestFinished } from "vitest";
@@ -40,4 +40,9 @@ export async function plantLock(file: string, record: object, generation = 1): P
   const path = join(`${file}.lock`, `${generation}.json`);
   await writeFile(path, JSON.stringify({ since: new Date().toISOString(), process: "elsewhere", token: "0", ...record }));
   return path;
+}
+
+/** The generations in `file`'s lock directory (not the holders' sockets and candidates, dot files). */
+export async function generations(file: string): Promise<string[]> {
+  return (await readdir(`${file}.lock`)).filter((name) => !name.startsWith(".")).sort();
 }

@@ -8,7 +8,7 @@ import { AioKV, StoreLockedError } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { tempDir } from "./file-harness.js";
-import { deadPid, exited, fixture, plantLock, runFixture, sleep, staleAfter } from "./lock-harness.js";
+import { deadPid, exited, fixture, generations, plantLock, runFixture, sleep, staleAfter } from "./lock-harness.js";
 
 interface Holder {
   child: ChildProcessWithoutNullStreams;
@@ -115,9 +115,9 @@ describe("FileBackend owner lock across processes", () => {
     await plantLock(file, { pid: await deadPid(), host: hostname() }, 7);
     const kv = new AioKV(new FileBackend(file, { staleAfter }));
     await kv.set("a", 1);
-    expect(await readdir(`${file}.lock`)).toStrictEqual(["8.json"]);
+    expect(await generations(file)).toStrictEqual(["8.json"]);
     await kv.close();
-    expect(await readdir(`${file}.lock`)).toStrictEqual(["8.released"]);
+    expect(await generations(file)).toStrictEqual(["8.released"]);
     await rm(`${file}.lock`, { recursive: true });
     await mkdir(`${file}.lock`);
     await writeFile(join(`${file}.lock`, "3.json"), "");
@@ -182,7 +182,7 @@ describe("FileBackend owner lock across processes", () => {
     const kv = new AioKV(new FileBackend(file, { staleAfter }));
     await kv.set("other", true);
     // The same name, 1.json, as the holder's: only the file's identity tells them apart.
-    expect(await readdir(`${file}.lock`)).toStrictEqual(["1.json"]);
+    expect(await generations(file)).toStrictEqual(["1.json"]);
     expect(await holder.ask("set mine 1")).toBe("error StoreLockedError");
     expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ holder: holder.child.pid, other: true });
     await kv.close();
@@ -215,6 +215,15 @@ describe("FileBackend owner lock across processes", () => {
     expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ holder: 1, restarted: 1 });
   });
 
+  it("a second container on the same host and file, also pid 1, is refused while the first runs (its socket answers for it)", async () => {
+    const file = join(await tempDir(), "state.json");
+    const container = ["unshare", "--pid", "--fork", "--mount-proc"];
+    const first = await startHolder(file, container);
+    expect(await runFixture("race.mjs", [file, "0"], container)).toStrictEqual(["ready", "locked"]);
+    expect(await first.ask("set still 1")).toBe("ok");
+    expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ holder: 1, still: 1 });
+  });
+
   it("an owner that exits without close() releases the lock: its generation is marked released, and the next owner gets in at once", async () => {
     const dir = await tempDir();
     const file = join(dir, "state.json");
@@ -222,12 +231,12 @@ describe("FileBackend owner lock across processes", () => {
     holder.child.stdin.write("exit\n");
     await exited(holder.child);
     expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
-    expect(await readdir(`${file}.lock`)).toStrictEqual(["1.released"]);
+    expect(await generations(file)).toStrictEqual(["1.released"]);
     const kv = new AioKV(new FileBackend(file, { staleAfter }));
     await kv.set("next", 1);
-    expect(await readdir(`${file}.lock`)).toStrictEqual(["2.json"]);
+    expect(await generations(file)).toStrictEqual(["2.json"]);
     await kv.close();
-    expect(await readdir(`${file}.lock`)).toStrictEqual(["2.released"]);
+    expect(await generations(file)).toStrictEqual(["2.released"]);
   });
 
   it("a disk that refuses the lock record (RLIMIT_FSIZE 0) fails with StoreIOError and leaves nothing that blocks the next owner", async () => {
@@ -239,7 +248,7 @@ describe("FileBackend owner lock across processes", () => {
     await kv.set("a", 1);
     await kv.close();
     expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
-    expect(await readdir(`${file}.lock`)).toStrictEqual(["1.released"]);
+    expect(await generations(file)).toStrictEqual(["1.released"]);
   });
 
   it("staleAfter is a whole number of ms from 2000 to a day", () => {
