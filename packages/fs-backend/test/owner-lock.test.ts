@@ -204,7 +204,8 @@ describe("FileBackend owner lock across processes", () => {
   it("a restarted container's process with the dead holder's pid (1) takes the lock at once", async () => {
     const file = join(await tempDir(), "state.json");
     // A new pid namespace makes the holder pid 1, as in a container; the next one is pid 1 again.
-    const container = ["unshare", "--pid", "--fork", "--mount-proc"];
+    // --kill-child: a SIGKILL of unshare takes its child with it, as stopping a container does.
+    const container = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
     const first = await startHolder(file, container);
     first.child.kill("SIGKILL");
     await exited(first.child);
@@ -217,7 +218,7 @@ describe("FileBackend owner lock across processes", () => {
 
   it("a second container on the same host and file, also pid 1, is refused while the first runs (its socket answers for it)", async () => {
     const file = join(await tempDir(), "state.json");
-    const container = ["unshare", "--pid", "--fork", "--mount-proc"];
+    const container = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
     const first = await startHolder(file, container);
     expect(await runFixture("race.mjs", [file, "0"], container)).toStrictEqual(["ready", "locked"]);
     expect(await first.ask("set still 1")).toBe("ok");
