@@ -22,8 +22,9 @@ const refreshShare = 1 / 3;
  * `n + 1`. A loser removes nothing but its candidate; a winner removes the generations before its
  * own; a holder gives its lock up by renaming its file to `<n>.released`, and the directory stays,
  * so that the numbers never go back (a contender that saw an older generation can then never make
- * one that counts as the latest). A holder checks before each write that its file is still the
- * latest (fencing), and rewrites its record while it lives, which gives the file a new mtime from
+ * one that counts as the latest). A holder checks before each write that its own file is still
+ * there (fencing: a winner removes the generations before its own before it reads the document),
+ * and rewrites its record while it lives, which gives the file a new mtime from
  * the kernel's clock: staleness compares that mtime with the mtime of a file just written, so it
  * needs no clock of this process (fake timers fake them all) and agrees across the hosts of a
  * network file system.
@@ -107,10 +108,12 @@ export class OwnerLock {
    */
   async assertHeld(location: string): Promise<void> {
     if (!this.#lost) {
-      // A takeover adds a later generation; a removed lock drops this one's file. The inode tells
-      // this holder's file from another's of the same number (a lock directory removed by hand).
-      const [names, ino] = await Promise.all([readdir(this.#directory).catch(() => []), stat(this.#path).then((s) => s.ino, () => undefined)]);
-      if (!this.#isLatest(names, ino)) this.#lost = true;
+      // One stat: a takeover's winner removes the earlier generations, this one's file included,
+      // before it reads the document, so a write that finds the file still here lands before that
+      // read. The inode tells this holder's file from another's of the same number (a lock
+      // directory removed by hand), and the open handle keeps it from being reused.
+      const ino = await stat(this.#path).then((s) => s.ino, () => undefined);
+      if (ino !== this.#ino) this.#lost = true;
       // The timer keeps the lock fresh; this brings a lapsed one back at once.
       else this.#refresh();
     }
