@@ -3,6 +3,7 @@ import type { Stats } from "node:fs";
 import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { StoreLockedError, UnsyncedWriteError, type Backend } from "@aiokv/core";
+import { isCode } from "./errno.js";
 import { OwnerLock } from "./owner-lock.js";
 
 /** Options of {@link FileBackend}. Its owner lock is on unless `AioKV`'s `lock` option is `false`. */
@@ -304,8 +305,4 @@ async function syncDirectory(path: string): Promise<void> {
   } finally {
     await handle.close();
   }
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return (error as { code?: unknown } | null)?.code === code;
 }

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { StoreLockedError, type StoreOwner } from "@aiokv/core";
+import { isCode } from "./errno.js";
 import { answers, isAlive, thisProcess, type OwnerRecord } from "./owner-record.js";
 
 /** The locks this process holds, released at exit. */
@@ -108,14 +109,8 @@ export class OwnerLock {
    */
   async assertHeld(location: string): Promise<void> {
     if (!this.#lost) {
-      // One stat: a takeover's winner removes the earlier generations, this one's file included,
-      // before it reads the document, so a write that finds the file still here lands before that
-      // read. The inode tells this holder's file from another's of the same number (a lock
-      // directory removed by hand), and the open handle keeps it from being reused.
-      const ino = await stat(this.#path).then((s) => s.ino, () => undefined);
-      if (ino !== this.#ino) this.#lost = true;
-      // The timer keeps the lock fresh; this brings a lapsed one back at once.
-      else this.#refresh();
+      if (await this.#isMine()) this.#refresh();
+      else this.#lost = true;
     }
     if (this.#lost) throw new StoreLockedError(location, await readOwner(this.#directory), { cause: new Error(`The lock ${this.#directory} was taken over`) });
   }
@@ -127,11 +122,8 @@ export class OwnerLock {
    */
   async release(): Promise<void> {
     if (!this.#stop()) return;
-    if (!this.#lost) {
-      const [names, ino] = await Promise.all([readdir(this.#directory).catch(() => []), stat(this.#path).then((s) => s.ino, () => undefined)]);
-      // A takeover between the check and the rename only marks this, an earlier generation, released.
-      if (this.#isLatest(names, ino)) await rename(this.#path, this.#releasedPath).catch(() => {});
-    }
+    // A takeover between the check and the rename only marks this, an earlier generation, released.
+    if (!this.#lost && (await this.#isMine())) await rename(this.#path, this.#releasedPath).catch(() => {});
     await this.#handle.close().catch(() => {});
   }
 
@@ -139,10 +131,20 @@ export class OwnerLock {
   releaseNow(): void {
     if (!this.#stop() || this.#lost) return;
     try {
-      if (this.#isLatest(readdirSync(this.#directory), statSync(this.#path).ino)) renameSync(this.#path, this.#releasedPath);
+      if (statSync(this.#path).ino === this.#ino) renameSync(this.#path, this.#releasedPath);
     } catch {
       // Left for the next owner: a dead holder's lock is taken over at once on this host.
     }
+  }
+
+  /**
+   * Whether this holder's file is still in place: one stat. A takeover's winner removes the earlier
+   * generations, this one's file included, before it reads the document, so a write that finds the
+   * file here lands before that read. The inode tells this holder's file from another's of the same
+   * number (a lock directory removed by hand); the open handle keeps it from being reused.
+   */
+  async #isMine(): Promise<boolean> {
+    return (await stat(this.#path).then((s) => s.ino, () => undefined)) === this.#ino;
   }
 
   get #path(): string {
@@ -153,10 +155,6 @@ export class OwnerLock {
     return join(this.#directory, `${this.#generation}.released`);
   }
 
-  #isLatest(names: readonly string[], ino: number | undefined): boolean {
-    const current = latest(names);
-    return current?.generation === this.#generation && !current.released && ino === this.#ino;
-  }
 
   /** Stops refreshing and answering; false when already stopped. */
   #stop(): boolean {
@@ -210,7 +208,7 @@ async function attemptOnce(directory: string, record: OwnerRecord, location: str
       await link(candidate, path);
     } catch (error) {
       // EEXIST: another contender took this generation first; ENOENT: a winner removed the candidate.
-      if (code(error) === "EEXIST" || code(error) === "ENOENT") return "again";
+      if (isCode(error, "EEXIST") || isCode(error, "ENOENT")) return "again";
       throw error;
     }
     // A contender that saw an older generation made one that is not the latest: it lost, and
@@ -236,7 +234,7 @@ async function writeCandidate(path: string, record: OwnerRecord): Promise<{ mtim
   try {
     handle = await open(path, "wx", 0o600);
   } catch (error) {
-    if (code(error) === "ENOENT") return undefined;
+    if (isCode(error, "ENOENT")) return undefined;
     throw error;
   }
   try {
@@ -257,7 +255,7 @@ async function isFree(directory: string, generation: number, now: number, staleA
     modified = (await stat(path)).mtimeMs;
   } catch (error) {
     // Cleared by a newer holder in the meantime: look again.
-    if (code(error) === "ENOENT") return true;
+    if (isCode(error, "ENOENT")) return true;
     throw error;
   }
   const holder = await readRecord(path);
@@ -360,8 +358,4 @@ function releaseAtExit(): void {
   process.once("exit", () => {
     for (const lock of held) lock.releaseNow();
   });
-}
-
-function code(error: unknown): unknown {
-  return (error as { code?: unknown } | null)?.code;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { connect } from "node:net";
+import { isCode } from "./errno.js";
 
 /** What an owner lock file says of its holder. */
 export interface OwnerRecord {
@@ -57,7 +58,7 @@ export async function isAlive(record: Partial<OwnerRecord> & { pid: number }, so
     process.kill(record.pid, 0);
   } catch (error) {
     // EPERM: alive, but another user's.
-    if ((error as { code?: unknown }).code !== "EPERM") return false;
+    if (!isCode(error, "EPERM")) return false;
   }
   // The pid exists; a zombie (killed, not yet reaped by its parent) is dead, and a different start
   // time means the pid was given to another process since.
@@ -75,7 +76,7 @@ export function answers(path: string): Promise<boolean> {
       socket.destroy();
       resolve(true);
     });
-    socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code !== "ECONNREFUSED" && error.code !== "ENOENT"));
+    socket.once("error", (error) => resolve(!isCode(error, "ECONNREFUSED") && !isCode(error, "ENOENT")));
   });
 }
 
