@@ -50,6 +50,22 @@ async function lockedError(kv: AioKV): Promise<StoreLockedError> {
 
 
 
+/**
+ * Starts a holder of `file`, SIGSTOPs it past staleAfter while a store here takes the file over and
+ * writes "successor", wakes it, and checks that its first write is refused.
+ */
+async function takenOverWhilePaused(file: string): Promise<{ holder: Holder; kv: AioKV }> {
+  const holder = await startHolder(file);
+  holder.child.kill("SIGSTOP");
+  const kv = new AioKV(new FileBackend(file, { staleAfter }));
+  await lockedError(kv);
+  await sleep(staleAfter + 300);
+  await kv.set("successor", true);
+  holder.child.kill("SIGCONT");
+  expect(await holder.ask("set stale 1")).toBe("error StoreLockedError");
+  return { holder, kv };
+}
+
 describe("FileBackend owner lock across processes", () => {
   it("a store opened while another process owns the file rejects with StoreLockedError naming it", async () => {
     const file = join(await tempDir(), "state.json");
@@ -131,14 +147,7 @@ describe("FileBackend owner lock across processes", () => {
 
   it("an owner paused past staleAfter (SIGSTOP) loses the lock to a contender, and its write on waking is refused", async () => {
     const file = join(await tempDir(), "state.json");
-    const holder = await startHolder(file);
-    holder.child.kill("SIGSTOP");
-    const kv = new AioKV(new FileBackend(file, { staleAfter }));
-    await lockedError(kv);
-    await sleep(staleAfter + 300);
-    await kv.set("successor", true);
-    holder.child.kill("SIGCONT");
-    expect(await holder.ask("set stale 1")).toBe("error StoreLockedError");
+    const { holder, kv } = await takenOverWhilePaused(file);
     expect(await holder.ask("set stale 2")).toBe("error StoreLockedError");
     expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ holder: holder.child.pid, successor: true });
     await kv.close();
@@ -146,13 +155,7 @@ describe("FileBackend owner lock across processes", () => {
 
   it("an owner that lost its lock while paused is refused while the other owns the file, then takes it back from the file as the other left it", async () => {
     const file = join(await tempDir(), "state.json");
-    const holder = await startHolder(file);
-    holder.child.kill("SIGSTOP");
-    await sleep(staleAfter + 300);
-    const kv = new AioKV(new FileBackend(file, { staleAfter }));
-    await kv.set("successor", true);
-    holder.child.kill("SIGCONT");
-    expect(await holder.ask("set stale 1")).toBe("error StoreLockedError");
+    const { holder, kv } = await takenOverWhilePaused(file);
     // Its memory is stale: while the other owns the file, reads are refused too.
     expect(await holder.ask("get successor")).toBe("error StoreLockedError");
     await kv.close();

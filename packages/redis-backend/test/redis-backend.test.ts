@@ -37,6 +37,17 @@ async function owner(key: string): Promise<{ child: ChildProcessWithoutNullStrea
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A child owner of a fresh key, SIGSTOPped past its ttl while a store here takes over and writes. */
+async function takenOverWhilePaused(): Promise<Awaited<ReturnType<typeof owner>> & { key: string; kv: AioKV }> {
+  const key = freshKey();
+  const { child, next } = await owner(key);
+  child.kill("SIGSTOP");
+  await sleep(ttl + 300);
+  const kv = open(key);
+  await kv.set("owner", "parent");
+  return { key, child, next, kv };
+}
+
 describe.skipIf(!haveRedis)("RedisBackend on a real redis-server", () => {
   beforeAll(async () => {
     server = await startRedis({ aof: true });
@@ -92,12 +103,7 @@ describe.skipIf(!haveRedis)("RedisBackend on a real redis-server", () => {
   });
 
   it("fencing: an owner SIGSTOPped past its ttl wakes up to StoreLockedError, and the new owner's state stays", async () => {
-    const key = freshKey();
-    const { child, next } = await owner(key);
-    child.kill("SIGSTOP");
-    await sleep(ttl + 300);
-    const kv = open(key);
-    await kv.set("owner", "parent");
+    const { key, child, next, kv } = await takenOverWhilePaused();
     child.kill("SIGCONT");
     child.stdin.write('set owner "child-again"\n');
     const answer = await next();
@@ -122,12 +128,7 @@ describe.skipIf(!haveRedis)("RedisBackend on a real redis-server", () => {
   });
 
   it("an owner paused past its ttl does not take the lock back after another owner changed the document, even one that closed since", async () => {
-    const key = freshKey();
-    const { child, next } = await owner(key);
-    child.kill("SIGSTOP");
-    await sleep(ttl + 300);
-    const kv = open(key);
-    await kv.set("owner", "parent");
+    const { key, child, next, kv } = await takenOverWhilePaused();
     await kv.close();
     child.kill("SIGCONT");
     child.stdin.write('set owner "child-again"\n');
