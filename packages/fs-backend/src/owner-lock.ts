@@ -308,7 +308,7 @@ async function clearEarlier(directory: string, names: string[], generation: numb
     return entry === undefined ? name.endsWith(candidateSuffix) : entry.generation < generation;
   });
   const sockets = names.filter(isSocketName).map((name) => join(directory, name));
-  const dead = await Promise.all(sockets.map(async (path) => ((await answers(path)) ? [] : [path])));
+  const dead = await Promise.all(sockets.map(async (path) => ((await answers(path)) === false ? [path] : [])));
   await Promise.all([...earlier.map((name) => join(directory, name)), ...dead.flat()].map((path) => unlink(path).catch(() => {})));
 }
 

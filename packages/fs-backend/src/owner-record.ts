@@ -52,7 +52,8 @@ export async function isAlive(record: Partial<OwnerRecord> & { pid: number }, so
   const self = await thisProcess();
   if (record.boot !== undefined && self.boot !== undefined && record.boot !== self.boot) return false;
   if (record.process === self.process) return true;
-  if (socket !== undefined && record.boot !== undefined && record.boot === self.boot) return answers(socket);
+  const answered = socket !== undefined && record.boot !== undefined && record.boot === self.boot ? await answers(socket) : undefined;
+  if (answered !== undefined) return answered;
   if (record.pid === self.pid) return false;
   try {
     process.kill(record.pid, 0);
@@ -68,15 +69,19 @@ export async function isAlive(record: Partial<OwnerRecord> & { pid: number }, so
   return record.start === undefined || start === undefined || start === record.start;
 }
 
-/** Whether something listens on the Unix socket at `path`; anything but a refusal counts as yes. */
-export function answers(path: string): Promise<boolean> {
+/**
+ * Whether something listens on the Unix socket at `path`: `false` only when the connection is
+ * refused (the socket is there, its process gone). `undefined` when the socket file is missing:
+ * removed by something else (a clean-up of old files in /tmp), which says nothing of its holder.
+ */
+export function answers(path: string): Promise<boolean | undefined> {
   return new Promise((resolve) => {
     const socket = connect(path);
     socket.once("connect", () => {
       socket.destroy();
       resolve(true);
     });
-    socket.once("error", (error) => resolve(!isCode(error, "ECONNREFUSED") && !isCode(error, "ENOENT")));
+    socket.once("error", (error) => resolve(isCode(error, "ECONNREFUSED") ? false : isCode(error, "ENOENT") ? undefined : true));
   });
 }
 

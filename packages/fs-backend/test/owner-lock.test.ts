@@ -111,6 +111,15 @@ describe("FileBackend owner lock across processes", () => {
     await kv.close();
   });
 
+  it("a live owner whose socket file was removed (a clean-up of old files in /tmp) is still refused to others", async () => {
+    const file = join(await tempDir(), "state.json");
+    const holder = await startHolder(file);
+    for (const name of await readdir(`${file}.lock`)) if (name.endsWith(".sock")) await rm(join(`${file}.lock`, name));
+    const error = await lockedError(new AioKV(new FileBackend(file, { staleAfter })));
+    expect(error.owner?.pid).toBe(holder.child.pid);
+    expect(await holder.ask("set still 1")).toBe("ok");
+  });
+
   it("a lock held from another host is taken over only after staleAfter", async () => {
     const file = join(await tempDir(), "state.json");
     const since = new Date().toISOString();
