@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { isStoreFormatError, isStoreIOError, isStoreLockedError, type AioKVOptions, type JsonValue, type Logger } from "@aiokv/core";
+import { errorCode, isStoreFormatError, isStoreIOError, isStoreLockedError, type AioKVOptions, type JsonValue, type Logger } from "@aiokv/core";
 import type { FileBackendOptions } from "@aiokv/fs-backend";
 import { AioKV } from "./aiokv.js";
 
@@ -210,7 +210,7 @@ async function isAbsent(path: string): Promise<boolean> {
     await stat(path);
     return false;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return true;
+    if (errorCode(error) === "ENOENT") return true;
     throw error;
   }
 }

@@ -1,32 +1,4 @@
+export * from "@aiokv/core";
+// The path-taking store (and its old name) stands in for core's AioKV.
 export { AioKV, aiocache } from "./aiokv.js";
-export {
-  CorruptStoreError,
-  InvalidStoreShapeError,
-  isStoreFormatError,
-  isStoreIOError,
-  isStoreLockedError,
-  isUnsyncedWriteError,
-  MAX_DEPTH,
-  SchemaMismatchError,
-  StoreFormatError,
-  StoreIOError,
-  StoreLockedError,
-  UnsyncedWriteError,
-  type AioKVOptions,
-  type Backend,
-  type JsonObject,
-  type JsonValue,
-  type Logger,
-  type StoreOperation,
-  type StoreContents,
-  type StoreEntry,
-  type StoreKey,
-  type StoreOwner,
-  type StoreSchema,
-  type StoreShape,
-  type StoreValue,
-  type TextPosition,
-  type TimestampKey,
-  type UntypedKey,
-} from "@aiokv/core";
 export { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";

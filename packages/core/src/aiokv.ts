@@ -512,10 +512,3 @@ function entryPairs(entries: unknown): Array<[unknown, unknown]> {
   });
 }
 
-/**
- * The name the store had as a Python library, kept for its call sites.
- * @deprecated Use {@link AioKV}; this is the same class.
- */
-export const aiocache: typeof AioKV = AioKV;
-/** @deprecated Use {@link AioKV}. */
-export type aiocache = AioKV;

@@ -120,7 +120,8 @@ export class StoreLockedError extends Error {
     const holder = owner ? `process ${owner.pid} on ${owner.host} since ${owner.since}` : "another owner";
     super(`Cannot own store ${JSON.stringify(location)}: it is locked by ${holder}`, options);
     this.location = location;
-    this.owner = owner;
+    // Only what the error names: a backend's lock record may carry more (tokens, sockets).
+    this.owner = owner && { pid: owner.pid, host: owner.host, since: owner.since };
   }
 }
 
@@ -183,7 +184,7 @@ export function isUnsyncedWriteError(error: unknown): error is UnsyncedWriteErro
   return error instanceof Error && error.name === "UnsyncedWriteError";
 }
 
-/** The `code` of a Node.js system error, if any. */
+/** The `code` of a Node.js system error (`"ENOENT"`, `"EEXIST"`), if it has one. */
 export function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null | undefined)?.code;
   return typeof code === "string" ? code : undefined;

@@ -1,7 +1,9 @@
-export { AioKV, aiocache, type AioKVOptions, type Logger } from "./aiokv.js";
+export { AioKV, type AioKVOptions, type Logger } from "./aiokv.js";
 export type { Backend } from "./backend.js";
+export { parseOwner, unlessAbsent } from "./backend-helpers.js";
 export {
   CorruptStoreError,
+  errorCode,
   InvalidStoreShapeError,
   isStoreFormatError,
   isStoreIOError,
@@ -18,4 +20,4 @@ export {
 } from "./errors.js";
 export type { StoreSchema } from "./schema.js";
 export type { StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
-export { MAX_DEPTH, type JsonObject, type JsonValue } from "./json-value.js";
+export { MAX_DEPTH, MAX_TEXT_LENGTH, type JsonObject, type JsonValue } from "./json-value.js";

@@ -2,8 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { StoreLockedError, UnsyncedWriteError, type Backend } from "@aiokv/core";
-import { isCode } from "./errno.js";
+import { errorCode, StoreLockedError, unlessAbsent, UnsyncedWriteError, type Backend } from "@aiokv/core";
 import { OwnerLock } from "./owner-lock.js";
 
 /** Options of {@link FileBackend}. Its owner lock is on unless `AioKV`'s `lock` option is `false`. */
@@ -138,7 +137,7 @@ export class FileBackend implements Backend {
     try {
       info = await lstat(this.location);
     } catch (error) {
-      if (!isCode(error, "ENOENT")) throw error;
+      if (errorCode(error) !== "ENOENT") throw error;
       const target = await followLinks(this.location);
       return { target, existing: target === this.location ? undefined : await unlessAbsent(stat(target)) };
     }
@@ -225,21 +224,11 @@ async function removeLeftovers(target: string): Promise<void> {
   await Promise.all(leftovers.map((name) => unlink(join(dirname(target), name)).catch(() => {})));
 }
 
-/** What `operation` resolves, or `undefined` when the file it needs is absent. */
-async function unlessAbsent<T>(operation: Promise<T>): Promise<T | undefined> {
-  try {
-    return await operation;
-  } catch (error) {
-    if (isCode(error, "ENOENT")) return undefined;
-    throw error;
-  }
-}
-
 async function openNew(path: string): Promise<FileHandle> {
   try {
     return await open(path, "wx", 0o600);
   } catch (error) {
-    if (!isCode(error, "ENOENT")) throw error;
+    if (errorCode(error) !== "ENOENT") throw error;
     await mkdir(dirname(path), { recursive: true });
     return await open(path, "wx", 0o600);
   }
@@ -282,7 +271,7 @@ async function followLinks(path: string): Promise<string> {
   try {
     return await realpath(path);
   } catch (error) {
-    if (!isCode(error, "ENOENT")) throw error;
+    if (errorCode(error) !== "ENOENT") throw error;
   }
   let current = path;
   for (let hops = 0; hops < 40; hops++) {
@@ -290,7 +279,7 @@ async function followLinks(path: string): Promise<string> {
     try {
       link = await readlink(current);
     } catch (error) {
-      if (isCode(error, "EINVAL") || isCode(error, "ENOENT")) return current;
+      if (errorCode(error) === "EINVAL" || errorCode(error) === "ENOENT") return current;
       throw error;
     }
     current = resolve(dirname(current), link);

@@ -4,8 +4,7 @@ import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHa
 import { createServer, type Server } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { StoreLockedError, type StoreOwner } from "@aiokv/core";
-import { isCode } from "./errno.js";
+import { errorCode, parseOwner, StoreLockedError, type StoreOwner } from "@aiokv/core";
 import { answers, isAlive, thisProcess, type OwnerRecord } from "./owner-record.js";
 
 /** The locks this process holds, released at exit. */
@@ -208,7 +207,7 @@ async function attemptOnce(directory: string, record: OwnerRecord, location: str
       await link(candidate, path);
     } catch (error) {
       // EEXIST: another contender took this generation first; ENOENT: a winner removed the candidate.
-      if (isCode(error, "EEXIST") || isCode(error, "ENOENT")) return "again";
+      if (errorCode(error) === "EEXIST" || errorCode(error) === "ENOENT") return "again";
       throw error;
     }
     // A contender that saw an older generation made one that is not the latest: it lost, and
@@ -234,7 +233,7 @@ async function writeCandidate(path: string, record: OwnerRecord): Promise<{ mtim
   try {
     handle = await open(path, "wx", 0o600);
   } catch (error) {
-    if (isCode(error, "ENOENT")) return undefined;
+    if (errorCode(error) === "ENOENT") return undefined;
     throw error;
   }
   try {
@@ -255,7 +254,7 @@ async function isFree(directory: string, generation: number, now: number, staleA
     modified = (await stat(path)).mtimeMs;
   } catch (error) {
     // Cleared by a newer holder in the meantime: look again.
-    if (isCode(error, "ENOENT")) return true;
+    if (errorCode(error) === "ENOENT") return true;
     throw error;
   }
   const holder = await readRecord(path);
@@ -337,19 +336,12 @@ function generationOf(name: string): Generation | undefined {
 async function readOwner(directory: string): Promise<StoreOwner | undefined> {
   const current = latest(await readdir(directory).catch(() => []));
   if (current === undefined || current.released) return undefined;
-  const record = await readRecord(join(directory, `${current.generation}.json`));
-  return record && { pid: record.pid, host: record.host, since: record.since };
+  return readRecord(join(directory, `${current.generation}.json`));
 }
 
 async function readRecord(path: string): Promise<OwnerRecord | undefined> {
-  try {
-    const record = JSON.parse(await readFile(path, "utf8")) as Partial<OwnerRecord>;
-    if (typeof record.pid !== "number" || typeof record.host !== "string" || typeof record.since !== "string") return undefined;
-    return record as OwnerRecord;
-  } catch {
-    // Unreadable (a power loss after the link, before the data): judged by its age alone.
-    return undefined;
-  }
+  // Unreadable (a power loss after the link, before the data): judged by its age alone.
+  return parseOwner(await readFile(path, "utf8").catch(() => "")) as OwnerRecord | undefined;
 }
 
 function releaseAtExit(): void {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { connect } from "node:net";
-import { isCode } from "./errno.js";
+import { errorCode } from "@aiokv/core";
 
 /** What an owner lock file says of its holder. */
 export interface OwnerRecord {
@@ -59,7 +59,7 @@ export async function isAlive(record: Partial<OwnerRecord> & { pid: number }, so
     process.kill(record.pid, 0);
   } catch (error) {
     // EPERM: alive, but another user's.
-    if (!isCode(error, "EPERM")) return false;
+    if (errorCode(error) !== "EPERM") return false;
   }
   // The pid exists; a zombie (killed, not yet reaped by its parent) is dead, and a different start
   // time means the pid was given to another process since.
@@ -81,7 +81,7 @@ export function answers(path: string): Promise<boolean | undefined> {
       socket.destroy();
       resolve(true);
     });
-    socket.once("error", (error) => resolve(isCode(error, "ECONNREFUSED") ? false : isCode(error, "ENOENT") ? undefined : true));
+    socket.once("error", (error) => resolve(errorCode(error) === "ECONNREFUSED" ? false : errorCode(error) === "ENOENT" ? undefined : true));
   });
 }
 

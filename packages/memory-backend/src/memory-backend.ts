@@ -1,5 +1,5 @@
 import { Volume } from "memfs";
-import { StoreLockedError, type Backend } from "@aiokv/core";
+import { StoreLockedError, unlessAbsent, type Backend } from "@aiokv/core";
 
 /** Options of {@link MemoryBackend}. */
 export interface MemoryBackendOptions {
@@ -99,15 +99,5 @@ export class MemoryBackend implements Backend {
 
   #readFile(path: string): Promise<string | undefined> {
     return unlessAbsent(this.#fs.readFile(path, "utf8"));
-  }
-}
-
-/** What `operation` resolves, or `undefined` when the file it needs is absent. */
-async function unlessAbsent<T>(operation: Promise<T>): Promise<T | undefined> {
-  try {
-    return await operation;
-  } catch (error) {
-    if ((error as { code?: unknown } | null)?.code === "ENOENT") return undefined;
-    throw error;
   }
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { StoreLockedError, type Backend, type StoreOwner } from "@aiokv/core";
+import { errorCode, parseOwner, StoreLockedError, type Backend } from "@aiokv/core";
 import { Redis } from "ioredis";
 
 /** Options of {@link RedisBackend}. */
@@ -186,11 +186,11 @@ export class RedisBackend implements Backend {
    * @throws {StoreLockedError} Naming the holder, while another owner holds it.
    */
   async lock(): Promise<void> {
-    if (this.#held !== undefined) throw new StoreLockedError(this.location, ownerOf(this.#held));
+    if (this.#held !== undefined) throw new StoreLockedError(this.location, parseOwner(this.#held));
     await this.#connect();
     const value = JSON.stringify({ token: randomBytes(16).toString("hex"), pid: process.pid, host: hostname(), since: new Date().toISOString() });
     const taken = await this.#client.set(this.#lockKey, value, "PX", this.#ttl, "NX");
-    if (taken !== "OK") throw new StoreLockedError(this.location, ownerOf(await this.#client.get(this.#lockKey)));
+    if (taken !== "OK") throw new StoreLockedError(this.location, parseOwner(await this.#client.get(this.#lockKey)));
     this.#held = value;
     this.#renewal = setInterval(() => void this.#renew(), Math.floor(this.#ttl / 3));
     this.#renewal.unref();
@@ -263,7 +263,7 @@ export class RedisBackend implements Backend {
       const known = this.#known === null ? "" : createHash("sha1").update(this.#known).digest("hex");
       if ((await this.#eval(scripts.retake, held, [], [known])) === 1) result = await this.#eval(script, held, keys, args);
     }
-    if (result < 0) throw new StoreLockedError(this.location, ownerOf(await this.#client.get(this.#lockKey).catch(() => null)));
+    if (result < 0) throw new StoreLockedError(this.location, parseOwner(await this.#client.get(this.#lockKey).catch(() => null)));
     return result;
   }
 
@@ -277,19 +277,5 @@ export class RedisBackend implements Backend {
     if (acknowledged < this.#replicas) {
       throw new Error(`only ${acknowledged} of ${this.#replicas} replicas acknowledged the write within ${this.#waitMs} ms`);
     }
-  }
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
-function ownerOf(value: string | null | undefined): StoreOwner | undefined {
-  try {
-    const { pid, host, since } = JSON.parse(value ?? "") as Partial<StoreOwner>;
-    return typeof pid === "number" && typeof host === "string" && typeof since === "string" ? { pid, host, since } : undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -1,6 +1,5 @@
 import {
   AioKV,
-  aiocache,
   CorruptStoreError,
   InvalidStoreShapeError,
   isStoreFormatError,
@@ -711,13 +710,6 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
       });
     });
 
-    it("aiocache is AioKV under its old name", async () => {
-      const h = await makeHarness();
-      expect(aiocache).toBe(AioKV);
-      const legacy = new aiocache(h.backend());
-      await legacy.set("k", "v");
-      expect(await (await reopen(legacy, h)).get("k")).toBe("v");
-    });
   });
 
   apiContract(name, makeHarness);
