@@ -1,10 +1,9 @@
 import type { Backend } from "./backend.js";
 import { CommitQueue } from "./commit-queue.js";
-import type { z } from "zod";
 import { isStoreFormatError, isStoreLockedError, StoreIOError } from "./errors.js";
 import { checkKey, toJson, type JsonObject, type JsonValue } from "./json-value.js";
 import { Lock } from "./lock.js";
-import { SchemaChecks, type StoreSchema } from "./schema.js";
+import { SchemaChecks, type StoreSchemaOf } from "./schema.js";
 import type { JsonCompatible, JsonShape, StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
 
 /** Where `delete()` and `clear()` report the errors they resolve `false` for. */
@@ -39,7 +38,7 @@ export interface AioKVOptions<T = JsonObject> {
    * optional; a key the schema does not name is refused unless the schema is loose
    * (`z.looseObject`, `.catchall()`). The store's type is inferred from it.
    */
-  readonly schema?: z.ZodType<T> & StoreSchema;
+  readonly schema?: StoreSchemaOf<T>;
 }
 
 /**

@@ -113,13 +113,18 @@ function findProblem(value: unknown, path: PropertyKey[], ancestors: object[]): 
   return undefined;
 }
 
-/** `key.name[2]["odd key"]`: a place inside a value, written as zod's `toDotPath` writes it. */
-function formatPath(path: readonly PropertyKey[]): string {
+/**
+ * `key.name[2]["odd key"]`: a place inside a value. The one formatter for both kinds of value
+ * error, `set()`'s JSON checks and a schema's issues (schema.ts), so that they name places alike,
+ * as zod's own messages do; but an empty name is `[""]`, where zod writes nothing (a store's key
+ * may be `""`).
+ */
+export function formatPath(path: readonly PropertyKey[]): string {
   const parts: string[] = [];
   for (const segment of path) {
     if (typeof segment === "number") parts.push(`[${segment}]`);
     else if (typeof segment === "symbol") parts.push(`[${JSON.stringify(String(segment))}]`);
-    else if (/[^\w$]/.test(segment)) parts.push(`[${JSON.stringify(segment)}]`);
+    else if (segment === "" || /[^\w$]/.test(segment)) parts.push(`[${JSON.stringify(segment)}]`);
     else parts.push(parts.length > 0 ? `.${segment}` : segment);
   }
   return parts.join("");

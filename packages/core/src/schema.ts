@@ -1,9 +1,15 @@
-import { core, type z } from "zod";
+// Types only: a store calls nothing of zod but the documented API of the schema it is given
+// (`def`, `safeParse`), so it runs with whichever copy of zod 4 made that schema.
+import type { z } from "zod";
 import { SchemaMismatchError } from "./errors.js";
 import type { LoadCheck } from "./document.js";
+import { formatPath } from "./json-value.js";
 
 /** A zod object schema describing a store's keys and their values. */
 export type StoreSchema = z.ZodObject;
+
+/** The `schema` option of a store whose document type is `T`: a zod object schema that outputs `T`. */
+export type StoreSchemaOf<T> = z.ZodType<T> & StoreSchema;
 
 /** The part of zod 4's public `schema.def` read here; every zod 4 schema has `def.type`. */
 interface Def {
@@ -108,7 +114,7 @@ export class SchemaChecks {
     const result = type.safeParse(value);
     if (result.success) return { ok: true, value: result.data };
     const issues = result.error.issues.map((issue) =>
-      issue.path.length > 0 ? `${issue.message} at ${core.toDotPath([key, ...issue.path])}` : issue.message,
+      issue.path.length > 0 ? `${issue.message} at ${formatPath([key, ...issue.path])}` : issue.message,
     );
     return { ok: false, problem: `does not match the schema: ${issues.join("; ")}`, cause: result.error };
   }
