@@ -1,4 +1,3 @@
-import { z } from "zod";
 import { CorruptStoreError, InvalidStoreShapeError } from "./errors.js";
 import { MAX_DEPTH, MAX_TEXT_LENGTH } from "./json-value.js";
 import { scanMembers } from "./members.js";
@@ -26,11 +25,6 @@ interface Raw {
 
 /** A slot's line: written by this store (`"key": json`), or as loaded. */
 type Line = string | Raw;
-
-// zod explains a document that is not an object (its output, which would copy `__proto__` into a
-// prototype, is not used). Parsed JSON has only string keys, so for an object there is nothing to
-// walk: the schema runs only when the cheap check fails.
-const documentSchema = z.record(z.string(), z.unknown());
 
 const lineOf = (key: string, json: string): string => `${JSON.stringify(key)}: ${json}`;
 const separator = ",\n  ";
@@ -96,9 +90,11 @@ export class StoredDocument {
       throw new CorruptStoreError(`${cannot}: not valid JSON${where}`, location, { cause: error, position: found?.position });
     }
     if (typeof data !== "object" || data === null || Array.isArray(data)) {
-      throw new InvalidStoreShapeError(`${cannot}: expected a JSON object, found ${jsonKind(data)}`, location, {
-        cause: documentSchema.safeParse(data).error,
-      });
+      const found = jsonKind(data);
+      // The message names what was found; the cause says why that cannot be a store, for whoever
+      // wrote the file by hand or pointed the store at another program's JSON.
+      const why = new TypeError(`the document is ${found}, but a store keeps its keys as the members of one top-level JSON object`);
+      throw new InvalidStoreShapeError(`${cannot}: expected a JSON object, found ${found}`, location, { cause: why });
     }
     const parsed = data as Record<string, unknown>;
     if (check) for (const key of Object.keys(parsed)) check(key, parsed[key]);
