@@ -166,17 +166,14 @@ export class StoredDocument {
   /** Applies `batch` in place. */
   apply(batch: Batch): void {
     this.#index();
-    if (batch.cleared) {
-      this.#slots.clear();
-      this.#keys = [];
-      this.#lines = [];
-      this.#chunks = [];
-      this.#holes = 0;
-      this.#length = 0;
-    }
+    if (batch.cleared) this.#empty();
     for (const [key, json] of batch.changes) {
-      if (json !== undefined) this.#put(key, lineOf(key, json));
-      else if (this.#slots.has(key)) this.#remove(key);
+      if (json !== undefined) {
+        this.#put(key, lineOf(key, json));
+        continue;
+      }
+      const slot = this.#slots.get(key);
+      if (slot !== undefined) this.#remove(key, slot);
     }
     if (this.#holes > 32 && this.#holes > this.#lines.length / 2) this.#compact();
   }
@@ -221,8 +218,8 @@ export class StoredDocument {
     this.#lines.push(line);
   }
 
-  #remove(key: string): void {
-    const slot = this.#slots.get(key) ?? -1;
+  /** Leaves a hole at `slot`: given by the caller, who found it in `#slots`, so a missing key cannot get here. */
+  #remove(key: string, slot: number): void {
     this.#slots.delete(key);
     this.#length -= lengthOf(this.#lines[slot]);
     this.#lines[slot] = undefined;
@@ -233,13 +230,22 @@ export class StoredDocument {
   #compact(): void {
     const keys = this.#keys;
     const lines = this.#lines;
+    this.#empty();
+    // Every slot has its key (`#put` pushes both): a slot without a line is a hole.
+    for (const [slot, key] of keys.entries()) {
+      const line = lines[slot];
+      if (line !== undefined) this.#put(key, line);
+    }
+  }
+
+  /** Holds nothing: after `clear()`, and before `#compact()` puts the remaining lines back. */
+  #empty(): void {
     this.#slots.clear();
     this.#keys = [];
     this.#lines = [];
     this.#chunks = [];
     this.#holes = 0;
     this.#length = 0;
-    for (const [slot, line] of lines.entries()) if (line !== undefined) this.#put(keys[slot] ?? "", line);
   }
 
   /** One chunk's lines joined and encoded, with `patched` lines in place of the stored ones. */
