@@ -1,12 +1,25 @@
 /**
+ * Marks a {@link StoreFormatError}, subclasses included, for {@link isStoreFormatError}. A key
+ * in the global symbol registry, so that every copy of this module (an ESM and a CommonJS one in
+ * one process, two installed copies) marks its errors with the same symbol.
+ */
+const formatMark: unique symbol = Symbol.for("@aiokv/core.StoreFormatError");
+
+/**
  * Error thrown when a store's document exists but cannot be used as a store: the base of
- * {@link CorruptStoreError} and {@link InvalidStoreShapeError}. The document is left as it is;
- * `clear()` is the way out.
+ * {@link CorruptStoreError}, {@link InvalidStoreShapeError} and {@link SchemaMismatchError}. The
+ * document is left as it is; `clear()` is the way out.
  */
 export class StoreFormatError extends Error {
   override readonly name: string = "StoreFormatError";
   /** The document's location (a path, `memory:<name>`). */
   readonly location: string;
+
+  static {
+    // On the prototype, where every subclass inherits it, and not in the class's type: two
+    // copies' error types stay interchangeable, and a new subclass needs no list to join.
+    Object.defineProperty(this.prototype, formatMark, { value: true });
+  }
 
   constructor(message: string, location: string, options?: ErrorOptions) {
     super(message, options);
@@ -140,17 +153,16 @@ export class SchemaMismatchError extends StoreFormatError {
   }
 }
 
-const formatNames = new Set(["StoreFormatError", "CorruptStoreError", "InvalidStoreShapeError", "SchemaMismatchError"]);
-
 /**
  * Whether `error` is a {@link StoreFormatError} (or a subclass), also when it comes from another
- * installed copy of `@aiokv/core`, where `instanceof` fails.
+ * copy of `@aiokv/core` (its CommonJS build, another install), where `instanceof` fails: it checks
+ * the mark every format error inherits, not a name, which any error can take.
  *
  * @param error Anything caught.
  * @returns `true` for a corrupt or wrongly shaped document.
  */
 export function isStoreFormatError(error: unknown): error is StoreFormatError {
-  return error instanceof Error && formatNames.has(error.name);
+  return error instanceof Error && (error as Error & { [formatMark]?: unknown })[formatMark] === true;
 }
 
 /**
