@@ -340,7 +340,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @returns Where the document went; `undefined` when there was none.
    * @throws {Error} When the document loads without error (use `clear()` to empty a valid store),
    *   or the backend cannot move a document aside.
-   * @throws {StoreIOError} When the backend fails to move it.
+   * @throws {StoreIOError} When the backend fails to read the document or to move it.
    * @throws {StoreLockedError} When another store owns the document.
    */
   async quarantine(): Promise<string | undefined> {
@@ -355,7 +355,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
         problem = error;
       }
       if (problem === undefined) {
-        if (this.#queue.keys().length === 0 && (await this.#backend.read()) === undefined) return undefined;
+        if (this.#queue.keys().length === 0 && (await this.#read()) === undefined) return undefined;
         throw new Error(`Cannot quarantine store ${JSON.stringify(this.location)}: it loads without error (clear() empties it)`);
       }
       const moveAside = this.#backend.moveAside?.bind(this.#backend);
@@ -409,6 +409,15 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
 
   #checkOpen(method: string): void {
     if (this.#closing) throw new Error(`Cannot call ${method}() on store ${JSON.stringify(this.location)}: it is closed`);
+  }
+
+  /** The backend's document, read outside the queue (which reads it once): its errors wrapped as the queue's are. */
+  async #read(): Promise<string | Uint8Array | undefined> {
+    try {
+      return await this.#backend.read();
+    } catch (error) {
+      throw new StoreIOError("read", this.location, error);
+    }
   }
 
   /** The JSON text to store under `key`: the schema's output for `value`, checked as JSON data. */
