@@ -1,9 +1,11 @@
 // Tables for the terminal, a summary for the README, and the SVG chart; all from the results.
-import type { Promised } from "./systems.js";
+import { systems, type Kind, type Promised, type System } from "./systems.js";
 import type { Workload } from "./workloads.js";
 
 export interface Row {
+  /** The system's name. */
   system: string;
+  kind: Kind;
   promised: Promised;
   note: string;
   failure?: string | undefined;
@@ -56,27 +58,31 @@ export function table(workload: Workload, title: string, rows: Row[]): string {
 
 /** The README's headline table: aiokv against its limit and against the fastest peer. */
 export function summary(report: Report): string {
+  const { aiokvSync, aiokvNoSync, aiokvRedis, keyvRedis } = systems;
   const lines = [
     `Measured ${report.date.slice(0, 10)} on ${report.machine.cores} cores (${report.machine.cpu}), Node ${report.machine.node}; \`pnpm bench\` for the full tables.`,
     "",
-    "| workload | aiokv (sync) | aiokv (no sync) | fastest file peer | aiokv (redis) | keyv + @keyv/redis |",
+    `| workload | ${aiokvSync.name} | ${aiokvNoSync.name} | fastest file peer | ${aiokvRedis.name} | ${keyvRedis.name} |`,
     "| --- | --- | --- | --- | --- | --- |",
   ];
   for (const { workload, title, rows } of report.results) {
     if (workload === "memory") continue;
-    const show = (name: string): string => {
-      const row = rows.find((r) => r.system === name);
+    const show = (system: System): string => {
+      const row = rows.find((r) => r.system === system.name);
       if (!row || row.failure) return "";
       const speed = workload === "cold" ? `${row.ms?.toFixed(1)} ms` : `${rate(row.opsPerSecond)}/s`;
       return `${speed}${row.ratio === undefined ? "" : ` (${row.ratio.toFixed(2)}x limit)`}${row.lost ? `, ${row.lost} lost` : ""}`;
     };
-    const peers = rows.filter((r) => !r.system.startsWith("aiokv") && !r.note.includes("limit") && !r.failure && r.promised !== "in redis");
+    const peers = rows.filter((r) => r.kind === "peer" && !r.failure && r.promised !== "in redis");
     const best = workload === "cold" ? peers.sort((a, b) => (a.ms ?? Infinity) - (b.ms ?? Infinity))[0] : peers.sort((a, b) => (b.opsPerSecond ?? 0) - (a.opsPerSecond ?? 0))[0];
     const bestText = best ? `${best.system} (${best.promised}): ${workload === "cold" ? `${best.ms?.toFixed(1)} ms` : `${rate(best.opsPerSecond)}/s`}${best.lost ? `, ${best.lost} lost` : ""}` : "";
-    lines.push(`| ${title} | ${show("aiokv (sync)")} | ${show("aiokv (no sync)")} | ${bestText} | ${show("aiokv (redis)")} | ${show("keyv + @keyv/redis")} |`);
+    lines.push(`| ${title} | ${show(aiokvSync)} | ${show(aiokvNoSync)} | ${bestText} | ${show(aiokvRedis)} | ${show(keyvRedis)} |`);
   }
   return `${lines.join("\n")}\n`;
 }
+
+/** The chart's colour of each kind of system. */
+const colours: Record<Kind, string> = { aiokv: "#2563eb", peer: "#ea580c", limit: "#9ca3af" };
 
 const escapeXml = (text: string): string => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
@@ -96,11 +102,10 @@ export function chart(report: Report): string {
     for (const [i, row] of rows.entries()) {
       const speed = speeds[i] ?? 0;
       const length = speed > 1 ? ((width - left - 150) * Math.log10(speed)) / max : 1;
-      const colour = row.system.startsWith("aiokv") ? "#2563eb" : row.note.includes("limit") ? "#9ca3af" : "#ea580c";
       const label = row.failure ? row.failure : workload === "cold" ? `${row.ms?.toFixed(1)} ms` : `${rate(row.opsPerSecond)}/s${row.lost ? `, ${row.lost} lost` : ""}`;
       parts.push(
         `<text x="${left - 6}" y="${y + barHeight - 3}" text-anchor="end">${escapeXml(row.system)}</text>`,
-        `<rect x="${left}" y="${y}" width="${length.toFixed(1)}" height="${barHeight - 2}" fill="${colour}"/>`,
+        `<rect x="${left}" y="${y}" width="${length.toFixed(1)}" height="${barHeight - 2}" fill="${colours[row.kind]}"/>`,
         `<text x="${left + length + 4}" y="${y + barHeight - 3}">${escapeXml(label)}</text>`,
       );
       y += barHeight;

@@ -10,8 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import type { CellInput } from "./cell.js";
 import { chart, summary, table, type Row } from "./report.js";
-import { systemNamed } from "./cell.js";
-import type { Promised } from "./systems.js";
+import { systems, type Promised, type System } from "./systems.js";
 import type { Counts, Measured, Workload } from "./workloads.js";
 
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, out: { type: "string" } } });
@@ -23,65 +22,63 @@ const repeats = smoke ? 1 : 3;
 const timeoutMs = smoke ? 30_000 : 15_000;
 const outDir = values.out ?? (smoke ? join(tmpdir(), "aiokv-bench-smoke") : fileURLToPath(new URL("../results", import.meta.url)));
 
-const aiokv = ["aiokv (sync)", "aiokv (no sync)", "aiokv (memory)"];
-const peers = ["lowdb", "conf", "keyv-file", "node-persist", "unstorage (fs)"];
+const s = systems;
+const aiokv = [s.aiokvSync, s.aiokvNoSync, s.aiokvMemory];
+const peers = [s.lowdb, s.conf, s.keyvFile, s.nodePersist, s.unstorage];
 // On the local redis-server that this run starts, when one is installed.
-const redis = ["aiokv (redis)", "keyv + @keyv/redis", "raw stringify + SET"];
-const raw = (stringify: boolean) => (synced: boolean) => `raw ${stringify ? "stringify + " : ""}write + rename${synced ? " + fsync" : ""}`;
-const ideal = (synced: boolean): string => `ideal group commit${synced ? " + fsync" : ""}`;
+const redis = [s.aiokvRedis, s.keyvRedis, s.rawSet];
 
 interface Plan {
   workload: Workload;
   title: string;
-  systems: string[];
+  systems: System[];
   /** The limit a system making this promise is compared with. */
-  limit(promised: Promised): string | undefined;
+  limit(promised: Promised): System<"limit"> | undefined;
 }
 
-const bySync = (name: (synced: boolean) => string) => (promised: Promised) =>
-  promised === "in memory" ? undefined : promised === "in redis" ? "raw stringify + SET" : name(promised === "synced");
+const bySync = (synced: System<"limit">, unsynced: System<"limit">) => (promised: Promised) =>
+  promised === "in memory" ? undefined : promised === "in redis" ? s.rawSet : promised === "synced" ? synced : unsynced;
+const groupCommit = { systems: [...aiokv, ...peers, s.idealSynced, s.idealUnsynced, ...redis], limit: bySync(s.idealSynced, s.idealUnsynced) };
 
-export const plans: Plan[] = [
+const plans: Plan[] = [
   {
     workload: "sequential",
     title: `${counts.sequential} sequential awaited sets of small keys into an empty store`,
-    systems: [...aiokv, ...peers, raw(true)(true), raw(true)(false), ...redis],
-    limit: bySync(raw(true)),
+    systems: [...aiokv, ...peers, s.rawSynced, s.rawUnsynced, ...redis],
+    limit: bySync(s.rawSynced, s.rawUnsynced),
   },
   {
     workload: "bigStore",
     title: `${counts.bigSets} sequential awaited sets into a store of ${counts.bigStore} keys`,
-    systems: [...aiokv, ...peers, raw(false)(true), raw(false)(false), raw(true)(true), raw(true)(false), ...redis],
-    limit: bySync(raw(false)),
+    systems: [...aiokv, ...peers, s.rawSameTextSynced, s.rawSameTextUnsynced, s.rawSynced, s.rawUnsynced, ...redis],
+    limit: bySync(s.rawSameTextSynced, s.rawSameTextUnsynced),
   },
   {
     workload: "concurrent",
     title: `up to ${counts.bursts} bursts of ${counts.concurrent} sets started at once and awaited together, then counted after a reopen`,
-    systems: [...aiokv, ...peers, ideal(true), ideal(false), ...redis],
-    limit: bySync(ideal),
+    ...groupCommit,
   },
   {
     workload: "trickle",
     title: `${counts.trickle} sets started 1 ms apart (new sets arrive while a write is in flight), then counted after a reopen`,
-    systems: [...aiokv, ...peers, ideal(true), ideal(false), ...redis],
-    limit: bySync(ideal),
+    ...groupCommit,
   },
   {
     workload: "get",
     title: `${counts.gets} gets of existing keys in a ${counts.getStore}-key store`,
-    systems: [...aiokv, ...peers, "Map + structuredClone", "aiokv (redis)", "keyv + @keyv/redis"],
-    limit: () => "Map + structuredClone",
+    systems: [...aiokv, ...peers, s.mapClone, s.aiokvRedis, s.keyvRedis],
+    limit: () => s.mapClone,
   },
   {
     workload: "cold",
     title: `cold open of a ${counts.coldStore}-key store plus the first get`,
-    systems: ["aiokv (sync)", ...peers, "readFile + JSON.parse", "aiokv (redis)", "keyv + @keyv/redis"],
-    limit: () => "readFile + JSON.parse",
+    systems: [s.aiokvSync, ...peers, s.readParse, s.aiokvRedis, s.keyvRedis],
+    limit: () => s.readParse,
   },
   {
     workload: "memory",
     title: `heap held by an open ${counts.coldStore}-key store, against the size of its files`,
-    systems: ["aiokv (sync)", "aiokv (memory)", ...peers, "readFile + JSON.parse"],
+    systems: [s.aiokvSync, s.aiokvMemory, ...peers, s.readParse],
     limit: () => undefined,
   },
 ];
@@ -126,26 +123,25 @@ for (const plan of plans) {
   const rows: Row[] = [];
   // Repeats go round the systems, not one system at a time: a noisy minute on a shared machine
   // then lands on every system alike instead of on whichever was running.
-  const runsOf = new Map<string, Measured[]>(plan.systems.map((name) => [name, []]));
-  const failures = new Map<string, string>();
+  const runsOf = new Map<System, Measured[]>(plan.systems.map((system) => [system, []]));
+  const failures = new Map<System, string>();
   for (let r = 0; r < repeats; r++) {
-    for (const name of plan.systems) {
-      if (failures.has(name)) continue;
-      const outcome = await cell({ system: name, workload: plan.workload, counts });
-      if (typeof outcome === "string") failures.set(name, outcome);
-      else runsOf.get(name)?.push(outcome);
+    for (const system of plan.systems) {
+      if (failures.has(system)) continue;
+      const outcome = await cell({ system: system.name, workload: plan.workload, counts });
+      if (typeof outcome === "string") failures.set(system, outcome);
+      else runsOf.get(system)?.push(outcome);
     }
   }
-  for (const name of plan.systems) {
-    const runs = runsOf.get(name) ?? [];
-    const failure = failures.get(name);
-    const system = systemNamed(name);
+  for (const system of plan.systems) {
+    const runs = runsOf.get(system) ?? [];
     const rates = runs.map((m) => (m.ops * 1000) / m.ms);
     rows.push({
-      system: name,
+      system: system.name,
+      kind: system.kind,
       promised: system.promised,
       note: system.note,
-      failure,
+      failure: failures.get(system),
       opsPerSecond: runs.length ? median(rates) : undefined,
       ms: runs.length ? median(runs.map((m) => m.ms)) : undefined,
       ops: runs.length ? median(runs.map((m) => m.ops)) : undefined,
@@ -153,7 +149,7 @@ for (const plan of plans) {
       lost: runs.length && runs[0]?.lost !== undefined ? Math.max(...runs.map((m) => m.lost ?? 0)) : undefined,
       heapBytes: runs.length && runs[0]?.heapBytes !== undefined ? median(runs.map((m) => m.heapBytes ?? 0)) : undefined,
       fileBytes: runs[0]?.fileBytes,
-      limit: plan.limit(system.promised),
+      limit: plan.limit(system.promised)?.name,
     });
   }
   for (const row of rows) {
