@@ -6,11 +6,11 @@ import { cpus, hostname, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { spawn, spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import type { CellInput } from "./cell.js";
 import { chart, summary, table, type Row } from "./report.js";
 import { systems, type Promised, type System } from "./systems.js";
+import { haveRedis, startRedis } from "@aiokv/tests/redis-server";
 import type { Counts, Measured, Workload } from "./workloads.js";
 
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, out: { type: "string" } } });
@@ -103,18 +103,13 @@ function cell(input: CellInput): Promise<Measured | string> {
 }
 
 /** A redis-server of this run's own (no persistence, a free port), when one is installed. */
-async function startRedis(): Promise<(() => void) | undefined> {
-  if (spawnSync("redis-server", ["--version"]).status !== 0) return undefined;
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
-  const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  for (let waited = 0; spawnSync("redis-cli", ["-p", String(port), "ping"]).stdout?.toString().trim() !== "PONG"; waited += 20) {
-    if (waited > 5000) throw new Error("redis-server did not start");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  process.env["AIOKV_BENCH_REDIS"] = `redis://127.0.0.1:${port}`;
-  return () => void server.kill();
+async function benchRedis(): Promise<(() => Promise<void>) | undefined> {
+  if (!haveRedis) return undefined;
+  const server = await startRedis();
+  process.env["AIOKV_BENCH_REDIS"] = server.url;
+  return () => server.stop();
 }
-const stopRedis = await startRedis();
+const stopRedis = await benchRedis();
 
 const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] ?? NaN;
 const started = Date.now();
@@ -160,7 +155,7 @@ for (const plan of plans) {
   console.log(table(plan.workload, plan.title, rows));
 }
 
-stopRedis?.();
+await stopRedis?.();
 
 const machine = {
   cpu: cpus()[0]?.model ?? "?",

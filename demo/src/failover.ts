@@ -4,10 +4,11 @@
 //
 //   pnpm demo:failover                      # starts its own redis-server (needs one installed)
 //   pnpm demo:failover redis://host:6379    # or uses yours, under the key demo:failover
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { AioKV, isStoreLockedError } from "aiokv";
+import { startRedis } from "@aiokv/tests/redis-server";
 import { RedisBackend } from "@aiokv/redis-backend";
 
 const lockTtl = 2000;
@@ -31,17 +32,8 @@ if (role === "replica" && url) {
     }
   }
 } else {
-  let server: ChildProcess | undefined;
-  let target = role;
-  if (target === undefined) {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    server = spawn("redis-server", ["--port", String(port), "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    while (spawnSync("redis-cli", ["-p", String(port), "ping"]).stdout?.toString().trim() !== "PONG") {
-      if (server.exitCode !== null) throw new Error("redis-server did not start: install it, or pass a redis:// URL");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    target = `redis://127.0.0.1:${port}`;
-  }
+  const server = role === undefined ? await startRedis() : undefined;
+  const target = role ?? server?.url ?? "";
   const reset = new AioKV(new RedisBackend({ url: target, key }));
   await reset.clear();
   await reset.close();
@@ -73,5 +65,5 @@ if (role === "replica" && url) {
   console.log(`--- the standby took over ${Date.now() - killedAt} ms after the kill ---`);
   await sleep(1000);
   for (const replica of replicas) replica.kill("SIGKILL");
-  server?.kill();
+  await server?.stop();
 }

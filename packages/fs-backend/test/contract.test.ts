@@ -1,7 +1,0 @@
-import { backendContract, modelContract, storeContract } from "@aiokv/test-suite";
-import { fileHarness } from "./file-harness.js";
-
-backendContract("FileBackend", () => fileHarness());
-storeContract("FileBackend", () => fileHarness());
-modelContract("FileBackend", () => fileHarness(), 30);
-modelContract("FileBackend without sync", () => fileHarness({ sync: false }), 30);

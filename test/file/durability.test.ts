@@ -1,0 +1,63 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { tempDir } from "../helpers/temp.js";
+import { fixture } from "../helpers/processes.js";
+
+const setOne = fixture("set-one.mjs");
+const hasStrace = spawnSync("strace", ["-V"]).status === 0;
+if (!hasStrace) console.log("Skipping the fsync-order tests: strace is not installed (apt-get install strace)");
+
+type Event = { call: "fsync"; path: string } | { call: "rename"; from: string; to: string } | { call: "resolved" };
+
+/** Runs one awaited set under strace; the file-system calls on `dir`, in the order they completed. */
+async function traceOneSet(sync: boolean): Promise<{ events: Event[]; dir: string; file: string }> {
+  const dir = await tempDir();
+  const file = join(dir, "state.json");
+  const log = join(dir, "..", `${dir.split("/").pop()}.strace`);
+  execFileSync("strace", ["-f", "-qq", "-o", log, "-e", "trace=openat,fsync,fdatasync,rename,renameat,renameat2,access", "node", setOne, file, sync ? "1" : "0"]);
+  const fds = new Map<string, string>();
+  const unfinished = new Map<string, string>();
+  const events: Event[] = [];
+  for (const raw of (await readFile(log, "utf8")).split("\n")) {
+    const [pid = "", ...rest] = raw.trim().split(/\s+/);
+    let line = rest.join(" ");
+    if (line.endsWith("<unfinished ...>")) {
+      unfinished.set(pid, line.replace(" <unfinished ...>", ""));
+      continue;
+    }
+    const resumed = /^<\.\.\. \w+ resumed>(.*)$/.exec(line);
+    if (resumed) line = `${unfinished.get(pid) ?? ""}${resumed[1] ?? ""}`;
+    const opened = /^openat\(AT_FDCWD, "([^"]+)", .*\) = (\d+)$/.exec(line);
+    if (opened) fds.set(opened[2] ?? "", opened[1] ?? "");
+    const synced = /^f(?:data)?sync\((\d+)\) += 0$/.exec(line);
+    if (synced && fds.get(synced[1] ?? "")?.startsWith(dir)) events.push({ call: "fsync", path: fds.get(synced[1] ?? "") ?? "" });
+    const renamed = /^rename(?:at2?)?\((?:AT_FDCWD, )?"([^"]+)", (?:AT_FDCWD, )?"([^"]+)".*\) = 0$/.exec(line);
+    if (renamed && renamed[2] === file) events.push({ call: "rename", from: renamed[1] ?? "", to: renamed[2] });
+    if (line.startsWith(`access("${file}.resolved"`)) events.push({ call: "resolved" });
+  }
+  return { events, dir, file };
+}
+
+describe("FileBackend durability, as the kernel sees it (strace)", () => {
+  it.skipIf(!hasStrace)("sync (default): fsync of the temp file, rename, fsync of the directory, then set() resolves", async () => {
+    const { events, dir, file } = await traceOneSet(true);
+    const rename = events.find((e) => e.call === "rename");
+    expect(rename, JSON.stringify(events)).toBeDefined();
+    const temp = rename?.call === "rename" ? rename.from : "";
+    expect(temp).toMatch(/\/\.state\.json\.\d+\.[0-9a-f]{8}\.aiokv\.tmp$/);
+    expect(events).toStrictEqual([
+      { call: "fsync", path: temp },
+      { call: "rename", from: temp, to: file },
+      { call: "fsync", path: dir },
+      { call: "resolved" },
+    ]);
+  });
+
+  it.skipIf(!hasStrace)("sync: false: rename, then set() resolves, with no fsync of file or directory", async () => {
+    const { events, file } = await traceOneSet(false);
+    expect(events.map((e) => e.call)).toStrictEqual(["rename", "resolved"]);
+    expect(events[0]).toMatchObject({ call: "rename", to: file });
+  });
+});

@@ -1,0 +1,22 @@
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { unlessAbsent } from "@aiokv/core";
+import type { Harness } from "@aiokv/test-suite";
+import { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";
+import { tempDir } from "./temp.js";
+
+/** A state file in a fresh temp directory, planted and peeked at with plain node:fs. */
+export async function fileHarness(options: FileBackendOptions = {}): Promise<Harness & { file: string }> {
+  const file = join(await tempDir(), "state.json");
+  return {
+    file,
+    backend: () => new FileBackend(file, options),
+    plant: (text) => (text === undefined ? rm(file, { force: true }) : writeFile(file, text)),
+    peek: () => readIfExists(file),
+    peekAt: readIfExists,
+  };
+}
+
+function readIfExists(path: string): Promise<string | undefined> {
+  return unlessAbsent(readFile(path, "utf8"));
+}
