@@ -1,5 +1,13 @@
 export { apiContract } from "./api-contract.js";
 export { backendContract } from "./backend-contract.js";
+export { concurrencyContract } from "./concurrency-contract.js";
+export { documentContract } from "./document-contract.js";
+export { errorsContract } from "./errors-contract.js";
 export { instrumented, recordingLogger, skipWithout, until, type Capability, type Harness, type HarnessFactory } from "./harness.js";
+export { keysContract } from "./keys-contract.js";
+export { lockContract } from "./lock-contract.js";
 export { modelContract } from "./model-contract.js";
+export { quarantineContract } from "./quarantine-contract.js";
+export { schemaContract } from "./schema-contract.js";
 export { storeContract } from "./store-contract.js";
+export { valuesContract } from "./values-contract.js";
