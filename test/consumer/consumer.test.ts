@@ -4,7 +4,7 @@
 // run under vitest and node:test, its fake-timers ones too; a CommonJS file requires every
 // package, with types.
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -38,11 +38,10 @@ describe("a consumer project on the packed packages", () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "aiokv-consumer-"));
     const packs = join(dir, "packs");
-    await run(process.execPath, [join(root, "scripts/pack.mjs"), packs, "--no-check"]);
-    const tarballs = Object.fromEntries(
-      (await readdir(packs)).map((file) => [file.replace(/-\d+\.\d+\.\d+.*\.tgz$/, "").replace(/^aiokv-(?!\d)/, "@aiokv/"), `file:${join(packs, file)}`]),
-    );
-    const ours = ["aiokv", "@aiokv/core", "@aiokv/fs-backend", "@aiokv/memory-backend", "@aiokv/redis-backend"];
+    const { stdout } = await run(process.execPath, [join(root, "scripts/pack.mjs"), packs, "--no-check"]);
+    // Every published package, each installed from its tarball as npm would publish it.
+    const tarballs = Object.fromEntries(Object.entries(JSON.parse(stdout) as Record<string, string>).map(([name, path]) => [name, `file:${path}`]));
+    const ours = Object.keys(tarballs);
     const manifest = {
       name: "consumer",
       private: true,
@@ -55,7 +54,7 @@ describe("a consumer project on the packed packages", () => {
         "@types/node": await installed("@types/node"),
       },
       // aiokv's own dependencies on @aiokv/* come from the tarballs too, not the registry.
-      pnpm: { overrides: Object.fromEntries(ours.slice(1).map((name) => [name, tarballs[name]])) },
+      pnpm: { overrides: Object.fromEntries(ours.filter((name) => name.startsWith("@aiokv/")).map((name) => [name, tarballs[name]])) },
     };
     await writeFile(join(dir, "package.json"), JSON.stringify(manifest, null, 2));
     await writeFile(
