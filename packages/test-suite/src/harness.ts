@@ -9,7 +9,10 @@ export interface Harness {
   plant(text: string | undefined): Promise<void>;
   /** The raw text where the document lives, or `undefined`, read without aiokv. */
   peek(): Promise<string | undefined>;
-  /** Optional: the raw text at another location, such as where `quarantine()` moved a document. */
+  /**
+   * Optional: the raw text at another location, such as where `quarantine()` moved a document;
+   * without it, the tests that read a moved document are skipped.
+   */
   peekAt?(location: string): Promise<string | undefined>;
 }
 

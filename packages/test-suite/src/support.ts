@@ -1,7 +1,7 @@
 // What the topic suites share: opening a store on a fresh harness, reopening it, and asserting on
 // rejections. Internal to the package: the public helpers are in harness.ts.
 import { AioKV, type AioKVOptions, type JsonValue } from "@aiokv/core";
-import { expect } from "vitest";
+import { expect, type TestContext } from "vitest";
 import { instrumented, type Harness, type HarnessFactory } from "./harness.js";
 
 /** A backend that counts, holds and fails writes: see {@link instrumented}. */
@@ -99,4 +99,13 @@ export async function hasSettled(promise: Promise<unknown>): Promise<boolean> {
   );
   await moment();
   return settled;
+}
+
+/**
+ * The harness's `peekAt`, or, when the harness has none, skips the running test, so that it is
+ * reported as skipped, not passed: what only `peekAt` can see is then not checked.
+ */
+export function peekAtOrSkip(context: TestContext, h: Harness): (location: string) => Promise<string | undefined> {
+  if (h.peekAt === undefined) return context.skip("the harness has no peekAt()");
+  return h.peekAt.bind(h);
 }
