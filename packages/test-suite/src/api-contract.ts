@@ -13,9 +13,7 @@ import { instrumentedOpener, parsed, reopened, type OpenInstrumented } from "./s
 export function apiContract(name: string, makeHarness: HarnessFactory): void {
   const open = instrumentedOpener(makeHarness);
   describe(`${name} store contract: update, has, keys, setMany, deleteMany, flush`, () => {
-    updateTests(open);
-    batchTests(open);
-    flushTests(open);
+    for (const tests of [updateTests, batchTests, flushTests]) tests(open);
   });
 }
 

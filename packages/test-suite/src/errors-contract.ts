@@ -23,13 +23,8 @@ const corruptTexts: Array<[string, string, string]> = [
   ["a trailing comma", '{\n  "a": 1,\n}\n', "line 3, column 1 (property name expected)"],
 ];
 
-const wrongShapes: Array<[string, string, string]> = [
-  ["an array", "[1, 2]", "an array"],
-  ["a number", "42", "a number"],
-  ["a string", '"state"', "a string"],
-  ["null", "null", "null"],
-  ["a boolean", "true", "a boolean"],
-];
+// What the document is (as the message names it), and its text.
+const wrongShapes = Object.entries({ "an array": "[1, 2]", "a number": "42", "a string": '"state"', null: "null", "a boolean": "true" });
 
 /**
  * The error contract: a document that is not JSON, not an object, or nests too deep rejects every
@@ -40,12 +35,10 @@ const wrongShapes: Array<[string, string, string]> = [
  * @param makeHarness Makes a fresh harness per test.
  */
 export function errorsContract(name: string, makeHarness: HarnessFactory): void {
-  const open = opener(makeHarness);
-  const openInstrumented = instrumentedOpener(makeHarness);
   describe(`${name} store contract`, () => {
     describe("error contract", () => {
-      formatErrorTests(open);
-      writeFailureTests(openInstrumented);
+      formatErrorTests(opener(makeHarness));
+      writeFailureTests(instrumentedOpener(makeHarness));
     });
   });
 }
@@ -85,13 +78,13 @@ function formatErrorTests(open: Open): void {
     });
   }
 
-  for (const [what, text, found] of wrongShapes) {
+  for (const [what, text] of wrongShapes) {
     it(`a document of ${what}: reads reject with InvalidStoreShapeError, the document stays as it was`, async () => {
       await unloadable(open, text, (error, location) => {
         expect(error).toBeInstanceOf(InvalidStoreShapeError);
         expect(error).toBeInstanceOf(StoreFormatError);
         expect(isStoreFormatError(error)).toBe(true);
-        expect(error.message).toBe(`Cannot load store ${JSON.stringify(location)}: expected a JSON object, found ${found}`);
+        expect(error.message).toBe(`Cannot load store ${JSON.stringify(location)}: expected a JSON object, found ${what}`);
         expect(error.cause).toBeInstanceOf(Error);
       });
     });

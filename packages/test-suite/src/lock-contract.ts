@@ -13,11 +13,10 @@ import { eachReadRejects, escape, instrumentedOpener, opener, rejection, type Op
  */
 export function lockContract(name: string, makeHarness: HarnessFactory): void {
   const open = opener(makeHarness);
-  const openInstrumented = instrumentedOpener(makeHarness);
   describe(`${name} store contract`, () => {
     describe("ownership and close()", () => {
       ownershipTests(open);
-      closeTests(open, openInstrumented, makeHarness);
+      closeTests(open, instrumentedOpener(makeHarness), makeHarness);
     });
   });
 }
