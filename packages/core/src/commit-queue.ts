@@ -1,5 +1,5 @@
 import type { Backend } from "./backend.js";
-import { combine, isEmptyDocument, StoredDocument, type Batch, type LoadCheck } from "./document.js";
+import { combine, isEmptyDocument, StoredDocument, stagingBatch, type Batch, type LoadCheck } from "./document.js";
 import { isStoreFormatError, isStoreIOError, isStoreLockedError, isUnsyncedWriteError, StoreIOError } from "./errors.js";
 
 interface PendingBatch extends Batch {
@@ -110,8 +110,9 @@ export class CommitQueue {
     const batch = combine(this.#writing, this.#pending);
     const keys = new Set(batch.cleared ? [] : this.#stored?.keys());
     for (const [key, json] of batch.changes) {
-      if (json === undefined) keys.delete(key);
-      else keys.add(key);
+      // A Set keeps a key added again in place: a reinserted one is taken out first, to go last.
+      if (json === undefined || batch.reinserted?.has(key) === true) keys.delete(key);
+      if (json !== undefined) keys.add(key);
     }
     return [...keys];
   }
@@ -138,8 +139,9 @@ export class CommitQueue {
   }
 
   /**
-   * Adds a change to the pending batch. The promise comes wrapped so that an async caller can
-   * return it without waiting for it.
+   * Adds a change to the pending batch, after those staged before it: a key it sets after the
+   * batch deleted it goes last (`stagingBatch`), as it does after a delete in an earlier batch.
+   * The promise comes wrapped so that an async caller can return it without waiting for it.
    */
   stage(change: (batch: Batch) => void): { done: Promise<void> } {
     if (this.#pending === undefined) {
@@ -258,5 +260,5 @@ function pendingBatch(): PendingBatch {
     resolve = res;
     reject = rej;
   });
-  return { cleared: false, changes: new Map(), done, resolve, reject };
+  return { ...stagingBatch(), done, resolve, reject };
 }

@@ -2,12 +2,66 @@ import { CorruptStoreError, InvalidStoreShapeError } from "./errors.js";
 import { MAX_DEPTH, MAX_TEXT_LENGTH } from "./json-value.js";
 import { scanMembers } from "./members.js";
 
-/** Changes that go to the backend in one write. */
+/**
+ * Changes that go to the backend in one write. Applying a batch does what applying its calls one
+ * by one, in call order, does: a set of a stored key replaces it in place, a set of a key not
+ * stored puts it last (a key deleted, then set again, included), a clear starts an empty document.
+ */
 export interface Batch {
   /** Everything before this batch is gone (`clear()`). */
   cleared: boolean;
-  /** Key to its new value's JSON text; `undefined` marks a deleted key. */
+  /**
+   * Key to its new value's JSON text; `undefined` marks a deleted key. One entry per key, in the
+   * order that new keys go last in: each where its first change was, or where it was last set
+   * again after a delete (see `reinserted`).
+   */
   readonly changes: Map<string, string | undefined>;
+  /**
+   * Keys that `changes` sets after this batch (or, in `combine`, the batch before it) deleted
+   * them: each leaves its place and goes last, where its entry in `changes` is. Absent: none.
+   */
+  readonly reinserted?: ReadonlySet<string>;
+}
+
+/**
+ * The changes of a batch being staged call by call: a set of a key whose change so far is a
+ * delete moves the key's entry last and marks it reinserted, so that the batch applies as the
+ * calls applied one by one would. O(1) a call; `clear()` forgets the marks with the changes.
+ */
+class StagedChanges extends Map<string, string | undefined> {
+  readonly #reinserted: Set<string>;
+
+  constructor(reinserted: Set<string>) {
+    // No entries: the Map constructor would call set() before #reinserted is there.
+    super();
+    this.#reinserted = reinserted;
+  }
+
+  override set(key: string, json: string | undefined): this {
+    if (json === undefined) {
+      this.#reinserted.delete(key);
+    } else if (super.get(key) === undefined && super.has(key)) {
+      super.delete(key);
+      this.#reinserted.add(key);
+    }
+    return super.set(key, json);
+  }
+
+  override delete(key: string): boolean {
+    this.#reinserted.delete(key);
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.#reinserted.clear();
+    super.clear();
+  }
+}
+
+/** An empty batch to stage calls in (`changes.set`, `changes.clear`, `cleared`), each applying after the ones before. */
+export function stagingBatch(): Batch {
+  const reinserted = new Set<string>();
+  return { cleared: false, changes: new StagedChanges(reinserted), reinserted };
 }
 
 /** Throws when a loaded document's value under `key` is not allowed (a schema's check). */
@@ -149,8 +203,9 @@ export class StoredDocument {
     for (const [key, json] of batch?.changes ?? []) {
       const slot = batch?.cleared ? undefined : this.#slots.get(key);
       const line = json === undefined ? undefined : lineOf(key, json);
-      if (slot !== undefined) patched.set(slot, line);
-      else if (line !== undefined) appended.push(line);
+      const moved = line !== undefined && slot !== undefined && batch?.reinserted?.has(key) === true;
+      if (slot !== undefined) patched.set(slot, moved ? undefined : line);
+      if (line !== undefined && (slot === undefined || moved)) appended.push(line);
     }
     const parts: Uint8Array[] = [];
     const dirty = new Set(Array.from(patched.keys(), (slot) => slot >> chunkBits));
@@ -168,12 +223,10 @@ export class StoredDocument {
     this.#index();
     if (batch.cleared) this.#empty();
     for (const [key, json] of batch.changes) {
-      if (json !== undefined) {
-        this.#put(key, lineOf(key, json));
-        continue;
-      }
-      const slot = this.#slots.get(key);
+      // A reinserted key leaves its place first, so that #put puts it last.
+      const slot = json === undefined || batch.reinserted?.has(key) === true ? this.#slots.get(key) : undefined;
       if (slot !== undefined) this.#remove(key, slot);
+      if (json !== undefined) this.#put(key, lineOf(key, json));
     }
     if (this.#holes > 32 && this.#holes > this.#lines.length / 2) this.#compact();
   }
@@ -186,6 +239,7 @@ export class StoredDocument {
     if (batch === undefined) return;
     let count = batch.cleared ? 0 : this.#slots.size;
     let length = batch.cleared ? 0 : this.#length;
+    // Where a line goes does not count: a reinserted key's line is taken out as a replaced one is.
     for (const [key, json] of batch.changes) {
       const slot = batch.cleared ? undefined : this.#slots.get(key);
       if (slot !== undefined) {
@@ -282,11 +336,25 @@ export class StoredDocument {
   }
 }
 
-/** `a` then `b`, as one batch: what the document would be once both are written. */
+/**
+ * `a` then `b`, as one batch: what the document would be once both are written, key order
+ * included. A key that `b` sets after `a` deleted it, or that `b` reinserts, goes last, as
+ * applying `b` after `a` puts it. Neither input is changed.
+ */
 export function combine(a: Batch | undefined, b: Batch | undefined): Batch {
-  const changes = new Map<string, string | undefined>(b?.cleared ? [] : a?.changes);
-  for (const [key, json] of b?.changes ?? []) changes.set(key, json);
-  return { cleared: (a?.cleared ?? false) || (b?.cleared ?? false), changes };
+  const first = b?.cleared ? undefined : a;
+  const changes = new Map<string, string | undefined>(first?.changes);
+  const reinserted = new Set<string>(first?.reinserted);
+  for (const [key, json] of b?.changes ?? []) {
+    if (json === undefined) {
+      reinserted.delete(key);
+    } else if (b?.reinserted?.has(key) === true || (changes.get(key) === undefined && changes.has(key))) {
+      changes.delete(key);
+      reinserted.add(key);
+    }
+    changes.set(key, json);
+  }
+  return { cleared: (a?.cleared ?? false) || (b?.cleared ?? false), changes, reinserted };
 }
 
 /**

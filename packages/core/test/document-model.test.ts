@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { StoredDocument, type Batch } from "../src/document.js";
+import { combine, StoredDocument, stagingBatch, type Batch } from "../src/document.js";
 import { canonical, expectDocument, membersOf, textOf } from "./helpers.js";
 
 const numRuns = Number(process.env["AIOKV_MODEL_RUNS"] ?? 200);
@@ -14,10 +14,19 @@ const key = fc.oneof({ weight: 3, arbitrary: oddKey }, { weight: 1, arbitrary: n
 const json = fc.jsonValue({ maxDepth: 2 }).map((value) => JSON.stringify(value));
 
 type Change = { kind: "set"; key: string; json: string } | { kind: "delete"; key: string } | { kind: "clear" };
+/**
+ * How a command's changes are also batched otherwise: a batch ends after change `i` when
+ * `cuts[i % cuts.length]` (none when empty), and `split` (modulo one more than their number)
+ * cuts them in two for `combine`.
+ */
+interface Grouping {
+  cuts: boolean[];
+  split: number;
+}
 type Command =
-  | { kind: "batch"; changes: Change[] }
-  | { kind: "setRange"; from: number; count: number }
-  | { kind: "thin"; keepEvery: number }
+  | ({ kind: "batch"; changes: Change[] } & Grouping)
+  | ({ kind: "setRange"; from: number; count: number } & Grouping)
+  | ({ kind: "thin"; keepEvery: number } & Grouping)
   | { kind: "reload"; asBytes: boolean };
 
 const change: fc.Arbitrary<Change> = fc.oneof(
@@ -26,25 +35,30 @@ const change: fc.Arbitrary<Change> = fc.oneof(
   // Rare: a clear, like a reload, starts the slots afresh, and holes need a run of deletes to pile up.
   { weight: 1, arbitrary: fc.constant({ kind: "clear" as const }) },
 );
-// A batch holds one change per key (a Map): each key once, so that it means what the same
-// changes made one by one mean. (A key deleted then set again in one batch is left out; see
-// the `combine` test of document.test.ts.)
-const batchChanges = fc.uniqueArray(change, {
-  minLength: 1,
-  maxLength: 4,
-  selector: (c) => (c.kind === "clear" ? "\0clear" : c.key),
-});
+// A batch may change a key several times: set, delete and set again, each after the one
+// before, as the same changes made one by one. A delete then a set of one key, in a row, is
+// made likely: keys meet again only now and then otherwise.
+const deleteThenSet = fc
+  .tuple(key, json)
+  .map(([k, j]): Change[] => [
+    { kind: "delete", key: k },
+    { kind: "set", key: k, json: j },
+  ]);
+const batchChanges = fc
+  .array(fc.oneof({ weight: 4, arbitrary: change.map((c) => [c]) }, { weight: 1, arbitrary: deleteThenSet }), { minLength: 1, maxLength: 5 })
+  .map((runs) => runs.flat());
+const grouping = { cuts: fc.array(fc.boolean(), { maxLength: 8 }), split: fc.nat(400) };
 const command: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 8, arbitrary: batchChanges.map((changes) => ({ kind: "batch" as const, changes })) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("setRange" as const), from: fc.nat(60), count: fc.integer({ min: 20, max: 300 }) }) },
+  { weight: 8, arbitrary: fc.record({ kind: fc.constant("batch" as const), changes: batchChanges, ...grouping }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("setRange" as const), from: fc.nat(60), count: fc.integer({ min: 20, max: 300 }), ...grouping }) },
   // Deletes most numbered keys, keeping every few: holes among lines, enough to compact.
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("thin" as const), keepEvery: fc.constantFrom(0, 3, 4, 7) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("thin" as const), keepEvery: fc.constantFrom(0, 3, 4, 7), ...grouping }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("reload" as const), asBytes: fc.boolean() }) },
 );
 
 /** The batch a store would stage for `changes`, as AioKV's set, delete and clear stage theirs. */
 function batchOf(changes: readonly Change[]): Batch {
-  const batch: Batch = { cleared: false, changes: new Map() };
+  const batch = stagingBatch();
   for (const c of changes) {
     if (c.kind === "clear") {
       batch.cleared = true;
@@ -121,11 +135,56 @@ const loadedText = fc
     members: members.map(([k, value, escaped]) => [k, value, `${token(k, escaped)}: ${value}`] as const),
   }));
 
+/** `changes` in consecutive groups, a group ending after change `i` when `cuts[i % cuts.length]`. */
+function groupsOf(changes: readonly Change[], cuts: readonly boolean[]): Change[][] {
+  const groups: Change[][] = [[]];
+  for (const [i, c] of changes.entries()) {
+    groups.at(-1)?.push(c);
+    if (cuts.length > 0 && cuts[i % cuts.length] === true && i < changes.length - 1) groups.push([]);
+  }
+  return groups;
+}
+
+/** `changes` as two batches, cut at `split` modulo one more than their number (either may be empty). */
+function halvesOf(changes: readonly Change[], split: number): [Batch, Batch] {
+  const at = split % (changes.length + 1);
+  return [batchOf(changes.slice(0, at)), batchOf(changes.slice(at))];
+}
+
+/**
+ * Other ways to batch a command's changes, each kept on a document of its own: each must render
+ * what the command's one batch renders, with the keys in the same order.
+ */
+const batchings: Record<string, (document: StoredDocument, changes: readonly Change[], grouping: Grouping) => void> = {
+  "one by one": (document, changes) => {
+    for (const c of changes) document.apply(batchOf([c]));
+  },
+  "in groups": (document, changes, { cuts }) => {
+    for (const group of groupsOf(changes, cuts)) document.apply(batchOf(group));
+  },
+  // What the queue renders during a write (`combine(writing, pending)`), then writes in turn.
+  "in two, rendered combined": (document, changes, { split }) => {
+    const [a, b] = halvesOf(changes, split);
+    const preview = textOf(document.render(combine(a, b)));
+    document.apply(a);
+    document.apply(b);
+    expect(textOf(document.render()), "the combined batch's rendering").toBe(preview);
+  },
+  "in two, combined": (document, changes, { split }) => {
+    document.apply(combine(...halvesOf(changes, split)));
+  },
+  "in groups, each combined with the ones before": (document, changes, { cuts }) => {
+    document.apply(groupsOf(changes, cuts).reduce<Batch | undefined>((before, group) => combine(before, batchOf(group)), undefined) ?? batchOf([]));
+  },
+};
+
 describe("StoredDocument model", () => {
-  it("random batches, ranges and reloads render what a Map of the same changes holds, and keep loaded lines", async () => {
+  it("random batches, ranges and reloads render what a Map of the same changes holds, and keep loaded lines, however batched", async () => {
     await fc.assert(
       fc.asyncProperty(loadedText, fc.array(command, { maxLength: 20 }), async (loaded, commands) => {
         let document = await StoredDocument.parse(loaded.text, location);
+        const others = new Map<string, StoredDocument>();
+        for (const name of Object.keys(batchings)) others.set(name, await StoredDocument.parse(loaded.text, location));
         const model: Model = new Map(loaded.members.map(([k, value]) => [k, value]));
         const raw: Raw = new Map(loaded.members.map(([k, , line]) => [k, line]));
         expectMatches(document, model, raw, "loading", true);
@@ -135,6 +194,8 @@ describe("StoredDocument model", () => {
           if (c.kind === "reload") {
             const pieces = document.render();
             document = await StoredDocument.parse(c.asBytes ? Buffer.concat(pieces) : textOf(pieces), location);
+            // Each other document from its own rendering, the same text when they agree.
+            for (const [name, other] of others) others.set(name, await StoredDocument.parse(textOf(other.render()), location));
             raw.clear();
             for (const { key: k, line } of membersOf(textOf(pieces))) raw.set(k, line);
             expectMatches(document, model, raw, step, true);
@@ -154,10 +215,17 @@ describe("StoredDocument model", () => {
           for (const one of changes) applyToModel(model, raw, one);
           // A full check of a large document after every small batch would take most of the time:
           // then the rendering is only compared with the preview, and fully after ranges and at the end.
-          const text = c.kind !== "batch" || model.size <= 64 ? expectMatches(document, model, raw, step) : textOf(document.render());
+          const full = c.kind !== "batch" || model.size <= 64;
+          const text = full ? expectMatches(document, model, raw, step) : textOf(document.render());
           expect(text, step).toBe(preview);
+          for (const [name, other] of others) {
+            batchings[name]?.(other, changes, c);
+            expect(textOf(other.render()), `${step}, batched ${name}`).toBe(text);
+            if (full) expect(JSON.stringify(other.keys()), `${step}, batched ${name}`).toBe(JSON.stringify([...model.keys()]));
+          }
         }
         expectMatches(document, model, raw, "the last command", true);
+        for (const [name, other] of others) expectMatches(other, model, raw, `the last command, batched ${name}`, true);
       }),
       { numRuns },
     );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { combine, isEmptyDocument, StoredDocument, type Batch } from "../src/document.js";
+import { combine, isEmptyDocument, StoredDocument, stagingBatch, type Batch } from "../src/document.js";
 import { CorruptStoreError, InvalidStoreShapeError } from "../src/errors.js";
 import { MAX_DEPTH } from "../src/json-value.js";
 import { clearing, deleting, expectDocument, keysOf, membersOf, setting, textOf } from "./helpers.js";
@@ -20,6 +20,23 @@ const numbered = (count: number, from = 0): Array<[string, number]> => Array.fro
 
 const jsonEntries = (entries: ReadonlyArray<readonly [string, unknown]>): Array<[string, string]> =>
   entries.map(([key, value]) => [key, JSON.stringify(value)]);
+
+/** A call a batch stages: a set (`[key, value]`), a delete (`[key]`) or a clear. */
+type Call = readonly [string, unknown] | readonly [string] | "clear";
+
+/** The batch that stages `calls` in order, as the queue stages a store's calls. */
+function staged(calls: readonly Call[]): Batch {
+  const batch = stagingBatch();
+  for (const call of calls) {
+    if (call === "clear") {
+      batch.cleared = true;
+      batch.changes.clear();
+    } else {
+      batch.changes.set(call[0], call.length === 1 ? undefined : JSON.stringify(call[1]));
+    }
+  }
+  return batch;
+}
 
 // Keys an object literal, a prototype lookup or a naive writer gets wrong.
 const oddKeys = ["__proto__", "constructor", "toString", "hasOwnProperty", "", " ", "café", "😀", "\u2028", 'a"b', "back\\slash", "line\nbreak", "10", "0", "-1"];
@@ -195,6 +212,25 @@ describe("StoredDocument rendering", () => {
     expect(textOf(document.render({ cleared: false, changes: new Map([["a", undefined], ["b", "1"]]) }))).toBe('{\n  "b": 1\n}\n');
   });
 
+  it("counts a key deleted and set again in one batch once, with its new line", () => {
+    const half = `"${"x".repeat(2 ** 28)}"`;
+    const document = new StoredDocument(location);
+    document.apply({ cleared: false, changes: new Map([["a", half]]) });
+    const reinserting = (json: string): Batch => {
+      const batch = stagingBatch();
+      batch.changes.set("a", undefined);
+      batch.changes.set("a", json);
+      batch.changes.set("b", half);
+      return batch;
+    };
+    // Its new line counts, wherever it goes: two halves are too long.
+    expect(() => document.render(reinserting(half))).toThrow(/^Cannot write store "test:document": the document would be \d+ characters long/);
+    // Its old line does not: one half and a short line are not.
+    const pieces = document.render(reinserting("1"));
+    const expected = ['{\n  "a": 1,\n  "b": ', half, "\n}\n"].reduce((sum, part) => sum + part.length, 0);
+    expect(pieces.reduce((sum, piece) => sum + piece.length, 0)).toBe(expected);
+  });
+
   it("a rendered batch leaves the document as it was, and renders what applying it renders", () => {
     const batches: Array<[string, Batch]> = [
       ["set of a new key", setting("new", [1])],
@@ -204,6 +240,8 @@ describe("StoredDocument rendering", () => {
       ["clear", clearing()],
       ["clear then set", clearing([["k1", 1]])],
       ["several changes", { cleared: false, changes: new Map([["k2", "2.5"], ["k0", undefined], ["z", "null"]]) }],
+      ["delete and set again of an existing key", staged([["k1"], ["new", 1], ["k1", "back"]])],
+      ["delete and set again of a new key", staged([["new", 1], ["new"], ["k0", 0], ["new", 2]])],
     ];
     for (const [what, batch] of batches) {
       const document = documentOf(numbered(3));
@@ -532,10 +570,11 @@ describe("combine", () => {
   it("keeps a key's last change, and a clear in b drops a's changes", () => {
     const a: Batch = { cleared: false, changes: new Map([["x", "1"], ["y", "2"]]) };
     const b: Batch = { cleared: false, changes: new Map([["y", undefined], ["z", "3"]]) };
-    expect(combine(a, b)).toEqual({ cleared: false, changes: new Map([["x", "1"], ["y", undefined], ["z", "3"]]) });
-    expect(combine(a, clearing([["w", 4]]))).toEqual({ cleared: true, changes: new Map([["w", "4"]]) });
-    expect(combine(clearing([["w", 4]]), b)).toEqual({ cleared: true, changes: new Map([["w", "4"], ["y", undefined], ["z", "3"]]) });
-    expect(combine(undefined, undefined)).toEqual({ cleared: false, changes: new Map() });
+    const none = new Set<string>();
+    expect(combine(a, b)).toEqual({ cleared: false, changes: new Map([["x", "1"], ["y", undefined], ["z", "3"]]), reinserted: none });
+    expect(combine(a, clearing([["w", 4]]))).toEqual({ cleared: true, changes: new Map([["w", "4"]]), reinserted: none });
+    expect(combine(clearing([["w", 4]]), b)).toEqual({ cleared: true, changes: new Map([["w", "4"], ["y", undefined], ["z", "3"]]), reinserted: none });
+    expect(combine(undefined, undefined)).toEqual({ cleared: false, changes: new Map(), reinserted: none });
     // Neither input is changed: the queue still holds them.
     expect(a.changes.size).toBe(2);
   });
@@ -550,12 +589,9 @@ describe("combine", () => {
     expect(combined).toBe(render(document));
   });
 
-  // BUG: `combine` says it is "what the document would be once both are written", but a key that
-  // `a` deletes and `b` sets again keeps its old place in the combined batch (one Map entry),
-  // while applying `a` then `b` moves it last. CommitQueue renders and lists keys through
-  // `combine(writing, pending)`, so `keys()`/`getAll()` during that write disagree with the file
-  // written right after it.
-  it.fails("renders what applying a then b renders when a deletes a key that b sets again", () => {
+  // CommitQueue renders and lists keys through `combine(writing, pending)`: what it shows during
+  // a write must be the file written right after it.
+  it("renders what applying a then b renders when a deletes a key that b sets again", () => {
     const a = deleting("k0");
     const b = setting("k0", "back");
     const document = documentOf(numbered(3));
@@ -563,5 +599,108 @@ describe("combine", () => {
     document.apply(a);
     document.apply(b);
     expect(combined).toBe(render(document));
+    expect(document.keys()).toEqual(["k1", "k2", "k0"]);
+  });
+
+  it("renders what applying a then b renders, whichever batch deletes and sets a key again", () => {
+    const cases: Array<[string, Call[], Call[]]> = [
+      ["a deletes, b sets with new keys around it", [["k1"], ["new", 1]], [["x", 2], ["k1", "back"], ["y", 3]]],
+      ["a sets a new key, b deletes and sets it again", [["new", 1], ["k0", 0]], [["x", 2], ["new"], ["y", 3], ["new", "back"]]],
+      ["a deletes and sets a key again, b sets it in its new place", [["k0"], ["k0", "back"], ["x", 1]], [["k0", "again"], ["y", 2]]],
+      ["a deletes and sets a key again, b deletes it", [["k0"], ["k0", "back"]], [["k0"]]],
+      ["a deletes and sets a key again, b deletes and sets it again", [["k0"], ["k0", 1], ["x", 1]], [["k0"], ["y", 2], ["k0", 2]]],
+      ["a clears and sets, b deletes and sets again", ["clear", ["k2", 1], ["x", 1]], [["k2"], ["y", 2], ["k2", 2]]],
+      ["a deletes, b clears and sets the key", [["k0"]], ["clear", ["x", 1], ["k0", 0]]],
+    ];
+    for (const [what, first, second] of cases) {
+      const a = staged(first);
+      const b = staged(second);
+      const before = { a: [...a.changes], b: [...b.changes], aReinserted: [...(a.reinserted ?? [])] };
+      const document = documentOf(numbered(3));
+      const combined = render(document, combine(a, b));
+      document.apply(a);
+      document.apply(b);
+      expect(combined, what).toBe(render(document));
+      const once = documentOf(numbered(3));
+      once.apply(combine(a, b));
+      expect(render(once), what).toBe(render(document));
+      expect(once.keys(), what).toEqual(document.keys());
+      // Neither input is changed: the queue still holds them.
+      expect({ a: [...a.changes], b: [...b.changes], aReinserted: [...(a.reinserted ?? [])] }, what).toEqual(before);
+    }
+  });
+
+  it("carries the keys each batch reinserts, and marks those b sets after a deleted them", () => {
+    const a = staged([["k0"], ["k0", 0], ["k1"], ["k2"]]);
+    const b = staged([["k1", 1], ["x", 1], ["x"], ["x", 2]]);
+    expect([...(combine(a, b).reinserted ?? [])].sort()).toEqual(["k0", "k1", "x"]);
+    expect([...combine(a, b).changes.keys()]).toEqual(["k0", "k2", "k1", "x"]);
+    // A key b deletes is no longer reinserted; a clear in b keeps only b's.
+    expect([...(combine(a, staged([["k0"]])).reinserted ?? [])]).toEqual([]);
+    expect([...(combine(a, staged(["clear", ["k0", 1]])).reinserted ?? [])]).toEqual([]);
+  });
+});
+
+describe("a batch's calls, in call order", () => {
+  /**
+   * Expects `calls` staged as one batch, as each its own batch, and as `combine` of the batches
+   * before and after every split, to render the same document (a rendered batch the same as
+   * applied) with the same keys: one order, however the calls are batched.
+   */
+  function expectOneOrder(entries: ReadonlyArray<readonly [string, unknown]>, calls: readonly Call[], expected: readonly string[]): void {
+    const separate = documentOf(entries);
+    for (const call of calls) separate.apply(staged([call]));
+    const text = render(separate);
+    expect(keysOf(text)).toEqual(expected);
+    expect(separate.keys()).toEqual(expected);
+    const together = documentOf(entries);
+    // Rendered first: the chunks cached before the batch must not show through.
+    render(together);
+    const batch = staged(calls);
+    expect(render(together, batch), "rendered batch").toBe(text);
+    together.apply(batch);
+    expect(render(together), "applied batch").toBe(text);
+    expect(together.keys()).toEqual(expected);
+    for (let split = 0; split <= calls.length; split++) {
+      const [a, b] = [staged(calls.slice(0, split)), staged(calls.slice(split))];
+      const document = documentOf(entries);
+      render(document);
+      expect(render(document, combine(a, b)), `combined at ${split}`).toBe(text);
+      document.apply(a);
+      document.apply(b);
+      expect(render(document), `applied in two at ${split}`).toBe(text);
+    }
+  }
+
+  it("a key deleted and set again in one batch goes last, as when the delete and the set are written separately", () => {
+    expectOneOrder(numbered(3), [["k0"], ["k0", "back"]], ["k1", "k2", "k0"]);
+    expectOneOrder(numbered(3), [["k1"], ["k1", "back"]], ["k0", "k2", "k1"]);
+    // The last key stays last, and a key absent before the delete is simply new.
+    expectOneOrder(numbered(3), [["k2"], ["k2", "back"]], ["k0", "k1", "k2"]);
+    expectOneOrder(numbered(3), [["absent"], ["absent", 1]], ["k0", "k1", "k2", "absent"]);
+  });
+
+  it("a key set again after a delete goes after the keys the batch put last before it", () => {
+    expectOneOrder(numbered(3), [["new", 1], ["k0"], ["x", 2], ["k0", "back"], ["y", 3]], ["k1", "k2", "new", "x", "k0", "y"]);
+    // A key the batch itself added, deleted and added again.
+    expectOneOrder(numbered(3), [["new", 1], ["x", 2], ["new"], ["y", 3], ["new", "back"]], ["k0", "k1", "k2", "x", "y", "new"]);
+  });
+
+  it("a key set in place, deleted and set again goes last; set again after that it stays last; deleted after that it is gone", () => {
+    expectOneOrder(numbered(3), [["k0", "in place"], ["k0"], ["x", 1], ["k0", "last"], ["k0", "still last"]], ["k1", "k2", "x", "k0"]);
+    expectOneOrder(numbered(3), [["k0"], ["k0", "back"], ["k0"]], ["k1", "k2"]);
+    expectOneOrder(numbered(3), [["k0"], ["k0", 1], ["k1"], ["k0"], ["k1", 1], ["k0", 2]], ["k2", "k1", "k0"]);
+  });
+
+  it("after a clear, sets start a new order, and a key deleted and set again after the clear goes last", () => {
+    expectOneOrder(numbered(3), [["k0", 0], "clear", ["k1", 1], ["k0"], ["x", 2]], ["k1", "x"]);
+    expectOneOrder(numbered(3), [["k0"], "clear", ["k0", 0], ["k1", 1], ["k0"], ["x", 2], ["k0", "last"]], ["k1", "x", "k0"]);
+  });
+
+  it("keys deleted and set again across chunks of a large document, with the chunks cached, go last", () => {
+    const entries = numbered(700);
+    const calls: Call[] = [["k5"], ["k300", "in place"], ["k600"], ["k5", "five"], ["new", 1], ["k300"], ["k600", "six"], ["k300", "three"]];
+    const expected = [...entries.map(([key]) => key).filter((key) => !["k5", "k300", "k600"].includes(key)), "k5", "new", "k600", "k300"];
+    expectOneOrder(entries, calls, expected);
   });
 });
