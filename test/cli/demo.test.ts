@@ -1,19 +1,18 @@
 // The demo bot as the README runs it: `pnpm demo`, then `pnpm test` (minutes), then `pnpm demo`
 // again, which must show the state the first run left, the rate limit refusing `ping` included.
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { expect, it, onTestFinished } from "vitest";
+import { expect, it } from "vitest";
 import { root } from "../helpers/processes.js";
+import { tempDir } from "../helpers/temp.js";
 
 const demo = join(root, "demo", "dist", "demo.js");
 const run = promisify(execFile);
 
 it("a second run of the demo, after a pause as long as the test suite takes, carries the state over and refuses ping", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "aiokv-demo-"));
-  onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir();
   const state = join(dir, "demo-state.json");
 
   const first = await run(process.execPath, [demo], { cwd: dir });

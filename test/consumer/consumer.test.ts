@@ -10,17 +10,11 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { root } from "../helpers/processes.js";
+import { readmeBlock, readmeBlocks } from "../helpers/readme.js";
 
 const run = promisify(execFile);
-const readme = await readFile(join(root, "README.md"), "utf8");
-const blocks = Array.from(readme.matchAll(/```ts\n([\s\S]*?)```/g), (match) => match[1] ?? "");
-
 /** The README's ts block whose text contains every one of `marks`. */
-function block(...marks: string[]): string {
-  const found = blocks.filter((text) => marks.every((mark) => text.includes(mark)));
-  if (found.length !== 1) throw new Error(`Expected one README block with ${marks.join(", ")}, found ${found.length}`);
-  return found[0] ?? "";
-}
+const block = (...marks: string[]): string => readmeBlock(`with ${marks.join(", ")}`, (text) => marks.every((mark) => text.includes(mark)));
 
 /** The version installed in the workspace, so that the consumer installs from pnpm's store. */
 async function installed(name: string, from = root): Promise<string> {
@@ -29,7 +23,7 @@ async function installed(name: string, from = root): Promise<string> {
 }
 
 // Every other self-contained example (it starts with its imports) must type-check as it is.
-const standalone = blocks.filter((text) => text.startsWith("import ") && !text.includes("✗"));
+const standalone = readmeBlocks.filter((text) => text.startsWith("import ") && !text.includes("✗"));
 const typedExample = block("interface BotState", "✗");
 const schemaExample = block("schema: z.object", "✗");
 let dir = "";

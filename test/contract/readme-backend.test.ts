@@ -1,21 +1,16 @@
 // The README's "Writing a backend" example, run as written: its backend and its test file are
 // copied from the README into a temp dir, where @aiokv/test-suite and @aiokv/core resolve to
 // this workspace's packages, and the test file is imported here, registering its suites.
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll } from "vitest";
 import { root } from "../helpers/processes.js";
-
-const readme = await readFile(join(root, "README.md"), "utf8");
+import { readmeBlock } from "../helpers/readme.js";
 
 /** The README's one ts block that starts with the line `first`. */
-function block(first: string): string {
-  const found = Array.from(readme.matchAll(/```ts\n([\s\S]*?)```/g), (match) => match[1] ?? "").filter((text) => text.startsWith(`${first}\n`));
-  if (found.length !== 1) throw new Error(`Expected one README block starting with ${first}, found ${found.length}`);
-  return found[0] ?? "";
-}
+const block = (first: string): string => readmeBlock(`starting with ${first}`, (text) => text.startsWith(`${first}\n`));
 
 const dir = await mkdtemp(join(tmpdir(), "aiokv-readme-backend-"));
 afterAll(() => rm(dir, { recursive: true, force: true }));

@@ -3,11 +3,11 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { isDeepStrictEqual } from "node:util";
-import { AioKV } from "@aiokv/core";
+import { AioKV, unlessAbsent } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "../helpers/temp.js";
-import { fixture } from "../helpers/processes.js";
+import { exited, fixture } from "../helpers/processes.js";
 
 // `pnpm test:crash` runs 200 rounds per sync mode; the everyday suite runs fewer.
 const rounds = Number(process.env["AIOKV_CRASH_ROUNDS"] ?? 25);
@@ -28,10 +28,10 @@ function applied(doc: Doc, ops: readonly Op[]): Doc {
 
 /** Runs the storm until a SIGKILL at a random moment; resolves the batches it announced and acknowledged. */
 async function stormUntilKilled(file: string, sync: boolean, seed: number): Promise<{ acked: Op[][]; inFlight: Op[] }> {
-  const child = spawn("node", [storm, file, sync ? "1" : "0", String(seed)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [storm, file, sync ? "1" : "0", String(seed)], { stdio: ["ignore", "pipe", "inherit"] });
   const acked: Op[][] = [];
   let inFlight: Op[] = [];
-  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const gone = exited(child);
   for await (const line of createInterface({ input: child.stdout })) {
     if (line === "ready") setTimeout(() => child.kill("SIGKILL"), 5 + Math.random() * 120);
     else if (line.startsWith("B ")) inFlight = JSON.parse(line.slice(2)) as Op[];
@@ -40,18 +40,13 @@ async function stormUntilKilled(file: string, sync: boolean, seed: number): Prom
       inFlight = [];
     }
   }
-  await exited;
+  await gone;
   return { acked, inFlight };
 }
 
 async function readDoc(file: string): Promise<Doc> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
-    throw error;
-  }
+  const text = await unlessAbsent(readFile(file, "utf8"));
+  if (text === undefined) return {};
   const doc = JSON.parse(text) as unknown;
   expect(typeof doc === "object" && doc !== null && !Array.isArray(doc)).toBe(true);
   return doc as Doc;

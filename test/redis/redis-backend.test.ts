@@ -9,7 +9,7 @@ import { RedisBackend } from "@aiokv/redis-backend";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { redisTestsRun, startRedis, type RedisServer } from "../helpers/redis-server.js";
-import { fixture } from "../helpers/processes.js";
+import { fixture, sleep } from "../helpers/processes.js";
 
 const ownerFixture = fixture("redis-owner.mjs");
 const ttl = 1500;
@@ -34,8 +34,6 @@ async function owner(key: string): Promise<{ child: ChildProcessWithoutNullStrea
   expect(await next()).toBe("ready");
   return { child, next };
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A child owner of a fresh key, SIGSTOPped past its ttl while a store here takes over and writes. */
 async function takenOverWhilePaused(): Promise<Awaited<ReturnType<typeof owner>> & { key: string; kv: AioKV }> {

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { errorCode, isStoreFormatError, isStoreIOError, isStoreLockedError, type AioKVOptions, type JsonValue, type Logger } from "@aiokv/core";
+import { isStoreFormatError, unlessAbsent, isStoreIOError, isStoreLockedError, type AioKVOptions, type JsonValue, type Logger } from "@aiokv/core";
 import type { FileBackendOptions } from "@aiokv/fs-backend";
 import { AioKV } from "./aiokv.js";
 
@@ -206,13 +206,7 @@ const isRedis = (target: string): boolean => /^rediss?:\/\//.test(target);
 
 /** Whether nothing is at `path` (a dangling symlink included). */
 async function isAbsent(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return false;
-  } catch (error) {
-    if (errorCode(error) === "ENOENT") return true;
-    throw error;
-  }
+  return (await unlessAbsent(stat(path))) === undefined;
 }
 
 /** The fallback `get` answers for an absent key: no stored value can be it. */

@@ -355,7 +355,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
         problem = error;
       }
       if (problem === undefined) {
-        if (this.#queue.keys().length === 0 && (await this.#read()) === undefined) return undefined;
+        if (this.#queue.keys().length === 0 && (await this.#queue.readStored()) === undefined) return undefined;
         throw new Error(`Cannot quarantine store ${JSON.stringify(this.location)}: it loads without error (clear() empties it)`);
       }
       const moveAside = this.#backend.moveAside?.bind(this.#backend);
@@ -409,15 +409,6 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
 
   #checkOpen(method: string): void {
     if (this.#closing) throw new Error(`Cannot call ${method}() on store ${JSON.stringify(this.location)}: it is closed`);
-  }
-
-  /** The backend's document, read outside the queue (which reads it once): its errors wrapped as the queue's are. */
-  async #read(): Promise<string | Uint8Array | undefined> {
-    try {
-      return await this.#backend.read();
-    } catch (error) {
-      throw new StoreIOError("read", this.location, error);
-    }
   }
 
   /** The JSON text to store under `key`: the schema's output for `value`, checked as JSON data. */

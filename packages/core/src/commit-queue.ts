@@ -194,13 +194,17 @@ export class CommitQueue {
     return this.#loading;
   }
 
-  async #read(): Promise<StoredDocument> {
-    let text: string | Uint8Array | undefined;
+  /** The backend's document as it is now, outside the document in memory; its errors wrapped as StoreIOError "read". */
+  async readStored(): Promise<string | Uint8Array | undefined> {
     try {
-      text = await this.#backend.read();
+      return await this.#backend.read();
     } catch (error) {
       throw new StoreIOError("read", this.#backend.location, error);
     }
+  }
+
+  async #read(): Promise<StoredDocument> {
+    const text = await this.readStored();
     const location = this.#backend.location;
     return text === undefined ? new StoredDocument(location) : StoredDocument.parse(text, location, this.#check);
   }

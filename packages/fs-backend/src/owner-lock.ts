@@ -4,7 +4,7 @@ import { link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHa
 import { createServer, type Server } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { errorCode, parseOwner, StoreLockedError, type StoreOwner } from "@aiokv/core";
+import { errorCode, parseOwner, StoreLockedError, unlessAbsent, type StoreOwner } from "@aiokv/core";
 import { answers, isAlive, thisProcess, type OwnerRecord } from "./owner-record.js";
 
 /** The locks this process holds, released at exit. */
@@ -229,13 +229,8 @@ const candidateSuffix = ".candidate";
  * once linked), or undefined when the directory went away.
  */
 async function writeCandidate(path: string, record: OwnerRecord): Promise<{ mtimeMs: number; ino: number } | undefined> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, "wx", 0o600);
-  } catch (error) {
-    if (errorCode(error) === "ENOENT") return undefined;
-    throw error;
-  }
+  const handle = await unlessAbsent(open(path, "wx", 0o600));
+  if (handle === undefined) return undefined;
   try {
     await handle.writeFile(JSON.stringify(record));
     const { mtimeMs, ino } = await handle.stat();
@@ -249,14 +244,9 @@ async function writeCandidate(path: string, record: OwnerRecord): Promise<{ mtim
 /** Whether the holder of `generation` is gone: dead on this host, or stale. */
 async function isFree(directory: string, generation: number, now: number, staleAfter: number): Promise<boolean> {
   const path = join(directory, `${generation}.json`);
-  let modified: number;
-  try {
-    modified = (await stat(path)).mtimeMs;
-  } catch (error) {
-    // Cleared by a newer holder in the meantime: look again.
-    if (errorCode(error) === "ENOENT") return true;
-    throw error;
-  }
+  const modified = (await unlessAbsent(stat(path)))?.mtimeMs;
+  // Cleared by a newer holder in the meantime: look again.
+  if (modified === undefined) return true;
   const holder = await readRecord(path);
   const socket = typeof holder?.socket === "string" && isSocketName(holder.socket) ? join(directory, holder.socket) : undefined;
   if (holder !== undefined && holder.host === hostname() && !(await isAlive(holder, socket))) return true;
