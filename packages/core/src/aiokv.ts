@@ -4,7 +4,7 @@ import { isStoreFormatError, isStoreLockedError, StoreIOError } from "./errors.j
 import { checkKey, toJson, type JsonObject, type JsonValue } from "./json-value.js";
 import { Lock } from "./lock.js";
 import { SchemaChecks, type StoreSchemaOf } from "./schema.js";
-import type { JsonCompatible, JsonShape, StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
+import type { JsonCompatible, JsonShape, StoreChange, StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
 
 /** Where `delete()` and `clear()` report the errors they resolve `false` for. */
 export interface Logger {
@@ -39,6 +39,13 @@ export interface AioKVOptions<T = JsonObject> {
    * (`z.looseObject`, `.catchall()`). The store's type is inferred from it.
    */
   readonly schema?: StoreSchemaOf<T>;
+  /**
+   * Values that `get()` (and `update()`) see for a key that is not stored; they are never written
+   * until set, and `has()`, `keys()`, `size()`, `getAll()` and `entries()` report only what is
+   * stored. Checked as `set()` checks values (the schema included) when the store is made. A
+   * fallback passed to `get()` or `update()` wins over them.
+   */
+  readonly defaults?: StoreContents<T>;
 }
 
 /**
@@ -67,6 +74,9 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   readonly #queue: CommitQueue;
   readonly #locking: boolean;
   readonly #schema: SchemaChecks | undefined;
+  /** Each default's JSON text: every `get()` parses its own copy. */
+  readonly #defaults = new Map<string, string>();
+  readonly #watchers = new Set<(change: StoreChange<T>) => void>();
   #owned = false;
   #closing: Promise<void> | undefined;
 
@@ -88,6 +98,14 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     this.#clock = options.clock ?? (() => Date.now());
     this.#logger = options.logger ?? console;
     this.#locking = options.lock ?? true;
+    for (const [key, value] of defaultEntries(options.defaults)) {
+      try {
+        this.#defaults.set(key, this.#toJson(key, value));
+      } catch (error) {
+        throw new TypeError(`Cannot create store: the default of key ${JSON.stringify(key)} is refused (${(error as Error).message})`, { cause: error });
+      }
+    }
+    this.#queue.onWritten = (batch) => this.#report(batch);
   }
 
   /** Where the document lives: the backend's location. */
@@ -99,8 +117,9 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * The value stored under `key`: a fresh copy, so changing it changes nothing stored.
    *
    * @param key Any string (a key of the document type, when the store is typed).
-   * @param fallback What to resolve when the key is absent.
-   * @returns The value, or `fallback` (`undefined` when not given) when the key is absent.
+   * @param fallback What to resolve when the key is absent (before the store's `defaults`).
+   * @returns The value, or `fallback` when the key is absent, or its default when no fallback is
+   *   given (`undefined` when it has none).
    * @throws {TypeError} When `key` is not a string.
    * @throws {StoreFormatError} When the document is not valid JSON, not an object, or not what the schema allows.
    * @throws {StoreIOError} When the backend cannot lock or read the document.
@@ -110,11 +129,11 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   get<V extends JsonShape<V> = JsonValue, F = V>(key: UntypedKey<T>, fallback: F): Promise<V | F>;
   get<K extends StoreKey<T>>(key: K): Promise<StoreValue<T, K> | undefined>;
   get<K extends StoreKey<T>, F>(key: K, fallback: F): Promise<StoreValue<T, K> | F>;
-  async get(key: string, fallback?: unknown): Promise<unknown> {
+  async get(key: string, ...fallback: [unknown?]): Promise<unknown> {
     checkKey(key, "get");
     this.#checkOpen("get");
-    const json = await this.#step("open", () => this.#queue.lookup(key));
-    return json === undefined ? fallback : (JSON.parse(json) as unknown);
+    const json = (await this.#step("open", () => this.#queue.lookup(key))) ?? (fallback.length > 0 ? undefined : this.#defaults.get(key));
+    return json === undefined ? fallback[0] : (JSON.parse(json) as unknown);
   }
 
   /**
@@ -150,7 +169,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * the read and the write: the counter and rate-limit case that a `get` then `set` races on.
    *
    * @param key Any string (a key of the document type, when the store is typed).
-   * @param fn Receives a copy of the current value, or of `fallback` when the key is absent;
+   * @param fn Receives a copy of the current value, or of `fallback` (or the key's default) when the key is absent;
    *   returns (or resolves) the new value, which is checked as `set()` checks it. Other operations
    *   on the store wait until it is done. A current value whose write is still in flight is
    *   given to `fn` once that write has succeeded (or, when it failed, the value before it).
@@ -174,7 +193,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     fn: (current: StoreValue<T, K> | F) => StoreValue<T, K> | PromiseLike<StoreValue<T, K>>,
     fallback: F,
   ): Promise<StoreValue<T, K>>;
-  async update(key: string, fn: (current: never) => unknown, fallback?: unknown): Promise<unknown> {
+  async update(key: string, fn: (current: never) => unknown, ...fallback: [unknown?]): Promise<unknown> {
     checkKey(key, "update");
     if (typeof fn !== "function") throw new TypeError(`Cannot update key ${JSON.stringify(key)}: expected a function, received ${typeof fn}`);
     this.#checkOpen("update");
@@ -186,9 +205,9 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
         await writing.catch(() => {});
         await this.#queue.ready();
       }
-      const current = this.#queue.lookup(key);
+      const current = this.#queue.lookup(key) ?? (fallback.length > 0 ? undefined : this.#defaults.get(key));
       const from = this.#queue.pendingFor(key);
-      const result = (fn as (current: unknown) => unknown)(current === undefined ? copy(fallback, cannot) : JSON.parse(current));
+      const result = (fn as (current: unknown) => unknown)(current === undefined ? copy(fallback[0], cannot) : JSON.parse(current));
       // No await for a plain value: the pending batch it came from must not start before this joins it.
       const next = isPromiseLike(result) ? await this.#lock.park(result) : result;
       if (from !== undefined && !this.#queue.isPending(from)) {
@@ -227,6 +246,81 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   }
 
   /**
+   * How many keys are stored.
+   * @throws As `getAll()`.
+   */
+  async size(): Promise<number> {
+    this.#checkOpen("size");
+    return this.#step("open", () => this.#queue.keys().length);
+  }
+
+  /**
+   * Every key and value, in the file's order: copies of what was stored when the iteration
+   * started (the first `next()`), so that changes made meanwhile neither show nor break it.
+   * `for await (const [key, value] of kv)` does the same.
+   * @throws As `getAll()`, from the first `next()`.
+   */
+  async *entries(): AsyncGenerator<StoreEntry<T>, void, undefined> {
+    this.#checkOpen("entries");
+    const { keys, text } = await this.#step("open", () => ({ keys: this.#queue.keys(), text: this.#queue.render() }));
+    // One parse copies every value; JSON.parse keeps "__proto__" as an own key.
+    const values = JSON.parse(text) as Record<string, unknown>;
+    for (const key of keys) yield [key, values[key]] as unknown as StoreEntry<T>;
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<StoreEntry<T>, void, undefined> {
+    return this.entries();
+  }
+
+  /**
+   * Removes `key`, reporting whether it was stored: decided in call order with the other
+   * operations, so two callers removing one key see `true` once. Unlike `delete()` it rejects
+   * on errors (the key stays, as after a failed `set()`).
+   *
+   * @returns `true` when the key was stored, once a write has removed it; `false` when it was
+   *   absent, once the writes called before it are done.
+   * @throws {TypeError} When `key` is not a string.
+   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
+   */
+  async remove(key: StoreKey<T>): Promise<boolean> {
+    checkKey(key, "remove");
+    this.#checkOpen("remove");
+    return (await this.#removeKeys([key])) > 0;
+  }
+
+  /**
+   * Removes several keys in one write, reporting how many were stored; rejects on errors, as
+   * `remove()` does.
+   *
+   * @param keys An iterable of keys (an array, a Set), not a string; a key given twice counts once.
+   * @returns How many of the keys were stored.
+   * @throws {TypeError} When `keys` is a string or not iterable, or a key is not a string; nothing is removed.
+   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
+   */
+  async removeMany(keys: Iterable<StoreKey<T>> & object): Promise<number> {
+    this.#checkOpen("removeMany");
+    const names = keyList(keys, "remove");
+    return this.#removeKeys([...new Set(names)]);
+  }
+
+  /**
+   * Calls `listener` with each change once the backend holds it (on disk, with a synced file), in
+   * the order of the writes: `{ type: "set", key, value }` (a copy for each listener),
+   * `{ type: "delete", key }`, and `{ type: "clear" }` before the changes written with a clear.
+   * A write that failed is not reported. An error thrown by the listener is logged, never thrown
+   * into the store.
+   *
+   * @returns A function that stops the calls.
+   */
+  watch(listener: (change: StoreChange<T>) => void): () => void {
+    if (typeof listener !== "function") throw new TypeError(`Cannot watch store ${JSON.stringify(this.location)}: expected a function, received ${typeof listener}`);
+    // A function per call, so that watching twice with one listener is stopped twice.
+    const watcher = (change: StoreChange<T>): void => listener(change);
+    this.#watchers.add(watcher);
+    return () => void this.#watchers.delete(watcher);
+  }
+
+  /**
    * Stores several values in one write: all of them, or (when one is refused) none.
    *
    * @param entries An object of keys and values, or `[key, value]` pairs (for keys such as
@@ -261,13 +355,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    */
   async deleteMany(keys: Iterable<StoreKey<T>> & object): Promise<boolean> {
     this.#checkOpen("deleteMany");
-    if (typeof keys !== "object" || keys === null || typeof (keys as Partial<Iterable<unknown>>)[Symbol.iterator] !== "function") {
-      const kind = keys === null || keys === undefined ? String(keys) : typeof keys === "object" ? "a non-iterable object" : `a ${typeof keys}`;
-      throw new TypeError(`Cannot delete keys: expected an iterable of keys, received ${kind}`);
-    }
-    const list = Array.from(keys as Iterable<unknown>);
-    for (const key of list) checkKey(key, "delete");
-    const names = list as string[];
+    const names = keyList(keys, "delete");
     return this.#deleteKeys(names, `Cannot delete keys ${names.map((key) => JSON.stringify(key)).join(", ")}`);
   }
 
@@ -449,6 +537,39 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     });
   }
 
+  /** Removes `keys` (distinct) in one write; resolves how many were stored, or rejects as `set()` does. */
+  async #removeKeys(keys: string[]): Promise<number> {
+    const { done, count } = await this.#step("open", () => {
+      const present = keys.filter((key) => this.#queue.has(key));
+      // A key absent only because an unwritten change removes it waits for that write too.
+      const staged = keys.filter((key) => this.#queue.has(key) || this.#queue.isUnwritten(key));
+      if (staged.length === 0) return { done: this.#queue.tail(), count: 0 };
+      const { done } = this.#queue.stage((batch) => {
+        for (const key of staged) batch.changes.set(key, undefined);
+      });
+      return { done, count: present.length };
+    });
+    await done;
+    return count;
+  }
+
+  /** Tells the watchers what a batch the backend now holds changed. */
+  #report(batch: { readonly cleared: boolean; readonly changes: ReadonlyMap<string, string | undefined> }): void {
+    if (this.#watchers.size === 0) return;
+    for (const watcher of [...this.#watchers]) {
+      try {
+        if (batch.cleared) watcher({ type: "clear" });
+        for (const [key, json] of batch.changes) {
+          const name = key as StoreKey<T>;
+          if (json === undefined) watcher({ type: "delete", key: name });
+          else watcher({ type: "set", key: name, value: JSON.parse(json) as unknown } as StoreChange<T>);
+        }
+      } catch (error) {
+        this.#logger.error(`A watch() listener threw for store ${JSON.stringify(this.location)}`, error);
+      }
+    }
+  }
+
   get #isOwned(): boolean {
     return (this.#owned && !this.#queue.ousted) || !this.#locking || this.#backend.lock === undefined;
   }
@@ -498,6 +619,26 @@ function copy(fallback: unknown, cannot: string): unknown {
   } catch (error) {
     throw new TypeError(`${cannot}: the fallback cannot be copied (${error instanceof Error ? error.message : String(error)})`, { cause: error });
   }
+}
+
+/** The keys of `deleteMany()` or `removeMany()`: an iterable of strings, not a string. */
+function keyList(keys: unknown, verb: "delete" | "remove"): string[] {
+  if (typeof keys !== "object" || keys === null || typeof (keys as Partial<Iterable<unknown>>)[Symbol.iterator] !== "function") {
+    const kind = keys === null || keys === undefined ? String(keys) : typeof keys === "object" ? "a non-iterable object" : `a ${typeof keys}`;
+    throw new TypeError(`Cannot ${verb} keys: expected an iterable of keys, received ${kind}`);
+  }
+  const list = Array.from(keys as Iterable<unknown>);
+  for (const key of list) checkKey(key, verb);
+  return list as string[];
+}
+
+/** The `defaults` option's pairs, own keys only. */
+function defaultEntries(defaults: unknown): Array<[string, unknown]> {
+  if (defaults === undefined) return [];
+  if (typeof defaults !== "object" || defaults === null || Array.isArray(defaults)) {
+    throw new TypeError(`Cannot create store: the defaults option must be an object of keys and values, received ${defaults === null ? "null" : Array.isArray(defaults) ? "an array" : typeof defaults}`);
+  }
+  return Object.entries(defaults);
 }
 
 function entryPairs(entries: unknown): Array<[unknown, unknown]> {

@@ -47,6 +47,12 @@ export class CommitQueue {
     this.#caughtUp = caughtUp;
   }
 
+  /**
+   * Called with each batch once the backend holds it (on disk, for a synced file; also when only
+   * its sync failed, since the store and the backend then agree on it), before its callers resume.
+   */
+  onWritten: ((batch: Batch) => void) | undefined;
+
   /** Whether reads can be answered now: the document is read, or a pending clear makes it moot. */
   get isReady(): boolean {
     return this.#stored !== undefined || this.#writing?.cleared === true || this.#pending?.cleared === true;
@@ -227,6 +233,7 @@ export class CommitQueue {
       // Applied even when unsynced: the backend holds the change, and memory must agree with it.
       base.apply(batch);
       this.#stored = base;
+      this.onWritten?.(batch);
       if (unsynced !== undefined) throw unsynced;
       batch.resolve();
     } catch (error) {

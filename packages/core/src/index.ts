@@ -19,5 +19,5 @@ export {
   type TextPosition,
 } from "./errors.js";
 export type { StoreSchema } from "./schema.js";
-export type { StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
+export type { StoreChange, StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
 export { MAX_DEPTH, MAX_TEXT_LENGTH, type JsonObject, type JsonValue } from "./json-value.js";

@@ -49,3 +49,15 @@ export type StoreContents<T> = IsUntyped<T> extends true ? T : { [K in keyof T]?
 
 /** One `[key, value]` pair of the store, typed per key. */
 export type StoreEntry<T> = { [K in StoreKey<T>]: readonly [K, StoreValue<T, K>] }[StoreKey<T>];
+
+/**
+ * One change to a store, as `watch()` reports it once the backend holds it: a key set (its new
+ * value, a copy), a key deleted, or every key removed by `clear()`.
+ */
+export type StoreChange<T = JsonObjectLike> =
+  | { readonly type: "set"; readonly key: StoreKey<T>; readonly value: StoreValueOf<T> }
+  | { readonly type: "delete"; readonly key: StoreKey<T> }
+  | { readonly type: "clear" };
+
+type JsonObjectLike = { [key: string]: JsonValue };
+type StoreValueOf<T> = IsUntyped<T> extends true ? JsonValue : { [K in StoreKey<T>]: StoreValue<T, K> }[StoreKey<T>];

@@ -11,3 +11,5 @@ export { quarantineContract } from "./quarantine-contract.js";
 export { schemaContract } from "./schema-contract.js";
 export { storeContract } from "./store-contract.js";
 export { valuesContract } from "./values-contract.js";
+export { collectionContract } from "./collection-contract.js";
+export { watchContract } from "./watch-contract.js";

@@ -7,6 +7,8 @@ import { keysContract } from "./keys-contract.js";
 import { lockContract } from "./lock-contract.js";
 import { quarantineContract } from "./quarantine-contract.js";
 import { schemaContract } from "./schema-contract.js";
+import { collectionContract } from "./collection-contract.js";
+import { watchContract } from "./watch-contract.js";
 import { valuesContract } from "./values-contract.js";
 
 /**
@@ -26,4 +28,6 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
   apiContract(name, makeHarness);
   quarantineContract(name, makeHarness);
   schemaContract(name, makeHarness);
+  collectionContract(name, makeHarness);
+  watchContract(name, makeHarness);
 }
