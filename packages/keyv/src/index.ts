@@ -1,0 +1,1 @@
+export { KeyvAioKV, type KeyvAioKVOptions, type KeyvAioKVOpts, type KeyvDeserialize } from "./keyv-aiokv.js";
