@@ -1,0 +1,1 @@
+export { aiokvDriver, type AioKVDriver, type AioKVDriverBase, type AioKVDriverOptions } from "./driver.js";
