@@ -1,5 +1,6 @@
 import { CorruptStoreError, InvalidStoreShapeError } from "./errors.js";
 import { MAX_DEPTH, MAX_TEXT_LENGTH } from "./json-value.js";
+import { parseJson } from "./json-parse.js";
 import { scanMembers } from "./members.js";
 
 /**
@@ -135,7 +136,7 @@ export class StoredDocument {
     const text = typeof source === "string" ? source : await decode(source, cannot, location);
     let data: unknown;
     try {
-      data = JSON.parse(text);
+      data = parseJson(text);
     } catch (error) {
       // Loaded only for a corrupt document: every other start-up is spared the parser.
       const { locateSyntaxError } = await import("./syntax-error.js");

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { combine, StoredDocument, stagingBatch, type Batch } from "../src/document.js";
+import { parseJson } from "../src/json-parse.js";
 import { canonical, expectDocument, membersOf, textOf } from "./helpers.js";
 
 const numRuns = Number(process.env["AIOKV_MODEL_RUNS"] ?? 200);
@@ -99,7 +100,7 @@ function expectMatches(document: StoredDocument, model: Model, raw: Raw, step: s
     expect(JSON.stringify(document.keys())).toBe(JSON.stringify([...model.keys()]));
     for (const [key, line] of raw) if (lines.get(key) !== line) expect(lines.get(key), `raw line of ${JSON.stringify(key)}`).toBe(line);
     if (reads) {
-      const read = (json: string | undefined): unknown => (json === undefined ? undefined : JSON.parse(json));
+      const read = (json: string | undefined): unknown => (json === undefined ? undefined : parseJson(json));
       const found = Array.from(model.keys(), (key) => [key, document.has(key), read(document.get(key))]);
       expect(canonical(found)).toBe(canonical(Array.from(model, ([key, value]) => [key, true, read(value)])));
       expect(document.has("absent")).toBe(false);
