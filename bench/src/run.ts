@@ -23,7 +23,7 @@ const timeoutMs = smoke ? 30_000 : 15_000;
 const outDir = values.out ?? (smoke ? join(tmpdir(), "aiokv-bench-smoke") : fileURLToPath(new URL("../results", import.meta.url)));
 
 const s = systems;
-const aiokv = [s.aiokvSync, s.aiokvNoSync, s.aiokvMemory];
+const aiokv = [s.aiokvSync, s.aiokvNoSync, s.aiokvMemory, s.aiokvKeyv];
 const peers = [s.lowdb, s.conf, s.keyvFile, s.nodePersist, s.unstorage];
 // On the local redis-server that this run starts, when one is installed.
 const redis = [s.aiokvRedis, s.keyvRedis, s.rawSet];

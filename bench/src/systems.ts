@@ -211,6 +211,10 @@ export const systems = {
     },
     writeJson,
   ),
+  aiokvKeyv: system("aiokv", "keyv + @aiokv/keyv", "synced", "Keyv 5 on an aiokv store (file, synced): Keyv's serialized values, atomic writes", async (dir) => {
+    const [{ default: Keyv }, { KeyvAioKV }] = await Promise.all([import("keyv"), import("@aiokv/keyv")]);
+    return keyvStore(new Keyv({ store: new KeyvAioKV(jsonFile(dir)) }));
+  }),
   keyvFile: system("peer", "keyv-file", "unsynced", "writeDelay 0; writes the file in place (not atomic); a set during a write resolves with it", async (dir) => {
     const [{ default: Keyv }, { KeyvFile }] = await Promise.all([import("keyv"), import("keyv-file")]);
     return keyvStore(new Keyv({ store: new KeyvFile({ filename: jsonFile(dir), writeDelay: 0 }) }));
