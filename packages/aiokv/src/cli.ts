@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The aiokv command: look inside a state file, change it, check it. Reads (get, list, check)
-// take no lock, since the file is only ever replaced whole; changes take the owner lock, so they
-// fail with a clear error while a program owns the file instead of being overwritten by it.
+// The aiokv command: look inside a state file, change it, check it, follow it. Reads (get, list,
+// check, watch) take no lock, since the file is only ever replaced whole; changes take the owner
+// lock, so they fail with a clear error while a program owns the file instead of being
+// overwritten by it.
 import { readFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -23,6 +24,8 @@ Commands:
   check <store>              exit 0 for a valid store; say where it is not
   quarantine <store>         move an unreadable store aside (<store>.corrupt-<time>), keeping it
   copy <from> <to>           copy a store, such as a file to Redis; a non-empty <to> needs --force
+  watch <store>              print each change as a JSON line as it happens, until Ctrl-C
+                             ({"type":"set","key":...,"value":...}, "delete", "clear")
 
 Options:
   --key <key>     the Redis key of a redis:// store that names none after #
@@ -164,6 +167,16 @@ async function run(
       out(moved === undefined ? `${kv.location}: no file, nothing moved` : `moved ${kv.location} to ${moved}`);
       return 0;
     }
+    case "watch": {
+      expect(0, "");
+      await using kv = await open(file, { readOnly: true, logger: { error: (message, error) => err(`aiokv: ${message}: ${describe(error)}`) } });
+      // Fails as list does when the store does not load now; later failures are reported and waited out.
+      await kv.size();
+      kv.watch((change) => out(JSON.stringify(change)));
+      err(`aiokv: watching ${kv.location} (Ctrl-C stops)`);
+      await followUntilStopped(kv, err);
+      return 0;
+    }
     case "copy": {
       expect(1, "a target store");
       await using from = await open(file, reading);
@@ -184,6 +197,44 @@ async function run(
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
+}
+
+/**
+ * Keeps the process (and the follower's watch) alive until SIGINT or SIGTERM. Reads the store
+ * every second: a read is answered from memory while the follower is current, reads again on a
+ * backend that cannot tell of changes (Redis), whose changes the watch then reports, and says
+ * on stderr when the store stops loading (a corrupt file) and when it loads again.
+ */
+async function followUntilStopped(kv: AioKV, err: (text: string) => void): Promise<void> {
+  let failing: string | undefined;
+  const check = (): void =>
+    void kv.size().then(
+      () => {
+        if (failing !== undefined) err(`aiokv: ${kv.location} loads again`);
+        failing = undefined;
+      },
+      (error: unknown) => {
+        const message = describe(error);
+        if (message !== failing) err(`aiokv: ${message}`);
+        failing = message;
+      },
+    );
+  let timer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      process.stdout.off("error", stop);
+      resolve();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+    // A reader that went away (`aiokv watch state.json | head -1`): stop as for Ctrl-C.
+    process.stdout.on("error", stop);
+    // Not unref'd: this timer is what keeps the command running.
+    timer = setInterval(check, 1000);
+  });
+  clearInterval(timer);
 }
 
 /** A file store, or a Redis one for a redis:// URL (its key after #, or `--key`). */

@@ -1,6 +1,7 @@
 import type { Backend } from "./backend.js";
 import { CommitQueue } from "./commit-queue.js";
-import { isStoreFormatError, isStoreLockedError, StoreIOError } from "./errors.js";
+import { isStoreFormatError, isStoreLockedError, StoreIOError, StoreReadOnlyError } from "./errors.js";
+import { Follower, type FollowedChange } from "./follower.js";
 import { checkKey, toJson, type JsonObject, type JsonValue } from "./json-value.js";
 import { Lock } from "./lock.js";
 import { SchemaChecks, type StoreSchemaOf } from "./schema.js";
@@ -46,6 +47,16 @@ export interface AioKVOptions<T = JsonObject> {
    * fallback passed to `get()` or `update()` wins over them.
    */
   readonly defaults?: StoreContents<T>;
+  /**
+   * Open the document as a follower of the store that owns it (in this process or another):
+   * no lock is taken, every change (`set`, `delete`, `clear`, ...) rejects with
+   * `StoreReadOnlyError`, and reads follow the owner's writes. On a backend with `watch()` (the
+   * file, memory) the document is read again whenever the backend says it changed, so reads
+   * see a write within a bounded delay, and `watch()` reports what changed between the documents
+   * read; on a backend without it, every read reads the document again.
+   * @default false
+   */
+  readonly readOnly?: boolean;
 }
 
 /**
@@ -77,6 +88,8 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   /** Each default's JSON text: every `get()` parses its own copy. */
   readonly #defaults = new Map<string, string>();
   readonly #watchers = new Set<(change: StoreChange<T>) => void>();
+  /** With `readOnly`: keeps the document current; every change is refused. */
+  readonly #follower: Follower | undefined;
   #owned = false;
   #closing: Promise<void> | undefined;
 
@@ -97,7 +110,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     // Date.now looked up at each call: a test's fake timers replace it after the store is made.
     this.#clock = options.clock ?? (() => Date.now());
     this.#logger = options.logger ?? console;
-    this.#locking = options.lock ?? true;
+    this.#locking = (options.lock ?? true) && options.readOnly !== true;
     for (const [key, value] of defaultEntries(options.defaults)) {
       try {
         this.#defaults.set(key, this.#toJson(key, value));
@@ -106,6 +119,12 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       }
     }
     this.#queue.onWritten = (batch) => this.#report(batch);
+    this.#follower = options.readOnly === true ? new Follower(backend, this.#queue, (changes) => this.#reportFollowed(changes), () => this.#watchers.size > 0) : undefined;
+  }
+
+  /** Whether the store was opened with `readOnly: true`: a follower, which refuses every change. */
+  get readOnly(): boolean {
+    return this.#follower !== undefined;
   }
 
   /** Where the document lives: the backend's location. */
@@ -146,6 +165,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @throws {StoreFormatError} When the document is not valid JSON, not an object, or not what the schema allows.
    * @throws {StoreIOError} When the backend cannot write; the store keeps its previous value.
    * @throws {StoreLockedError} When another store owns the document, or took it over from this one.
+   * @throws {StoreReadOnlyError} When the store was opened with `readOnly: true`; nothing is written.
    */
   set<V>(key: UntypedKey<T>, value?: V & JsonCompatible<V>): Promise<void>;
   set<K extends StoreKey<T>>(key: K, value: StoreValue<T, K>): Promise<void>;
@@ -156,6 +176,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     try {
       checkKey(key, "set");
       this.#checkOpen("set");
+      this.#checkWritable("set");
       const json = this.#toJson(key, value === undefined ? Math.floor(this.#clock() / 1000) : value);
       const staged = this.#step("open", () => this.#queue.stage((batch) => batch.changes.set(key, json)));
       return staged instanceof Promise ? staged.then(({ done }) => done) : staged.done;
@@ -180,7 +201,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @throws What `fn` throws; nothing is written.
    * @throws {Error} When `fn` is async and the pending write of the value it was given failed
    *   meanwhile (`cause`: that write's error); nothing is written.
-   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
+   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} {StoreReadOnlyError} As `set()`.
    */
   update<V extends JsonShape<V> = JsonValue>(key: UntypedKey<T>, fn: (current: V | undefined) => V | PromiseLike<V>): Promise<V>;
   update<V extends JsonShape<V> = JsonValue, F = V>(key: UntypedKey<T>, fn: (current: V | F) => V | PromiseLike<V>, fallback: F): Promise<V>;
@@ -197,6 +218,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     checkKey(key, "update");
     if (typeof fn !== "function") throw new TypeError(`Cannot update key ${JSON.stringify(key)}: expected a function, received ${typeof fn}`);
     this.#checkOpen("update");
+    this.#checkWritable("update");
     const cannot = `Cannot update key ${JSON.stringify(key)}`;
     // Always under the lock, not the synchronous fast path: `fn` may await, and nothing may run between.
     const { done, json } = await this.#locked("open", async () => {
@@ -280,11 +302,12 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @returns `true` when the key was stored, once a write has removed it; `false` when it was
    *   absent, once the writes called before it are done.
    * @throws {TypeError} When `key` is not a string.
-   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
+   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} {StoreReadOnlyError} As `set()`.
    */
   async remove(key: StoreKey<T>): Promise<boolean> {
     checkKey(key, "remove");
     this.#checkOpen("remove");
+    this.#checkWritable("remove");
     return (await this.#removeKeys([key])) > 0;
   }
 
@@ -295,10 +318,11 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @param keys An iterable of keys (an array, a Set), not a string; a key given twice counts once.
    * @returns How many of the keys were stored.
    * @throws {TypeError} When `keys` is a string or not iterable, or a key is not a string; nothing is removed.
-   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
+   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} {StoreReadOnlyError} As `set()`.
    */
   async removeMany(keys: Iterable<StoreKey<T>> & object): Promise<number> {
     this.#checkOpen("removeMany");
+    this.#checkWritable("removeMany");
     const names = keyList(keys, "remove");
     return this.#removeKeys([...new Set(names)]);
   }
@@ -310,6 +334,11 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * A write that failed is not reported. An error thrown by the listener is logged, never thrown
    * into the store.
    *
+   * On a follower (`readOnly: true`), it reports what changed between each document read and
+   * the next (keys removed, then keys added or changed, in file order; `{ type: "clear" }` when
+   * the document was removed), starting from the first document read: changes the owner made
+   * between two reads may come as one. It starts the follower watching, if no read has yet.
+   *
    * @returns A function that stops the calls.
    */
   watch(listener: (change: StoreChange<T>) => void): () => void {
@@ -317,6 +346,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     // A function per call, so that watching twice with one listener is stopped twice.
     const watcher = (change: StoreChange<T>): void => listener(change);
     this.#watchers.add(watcher);
+    if (!this.#closing) this.#follower?.start();
     return () => void this.#watchers.delete(watcher);
   }
 
@@ -326,10 +356,11 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @param entries An object of keys and values, or `[key, value]` pairs (for keys such as
    *   `"__proto__"` that an object literal would not hold as its own).
    * @throws {TypeError} When a key or value is refused; nothing is written.
-   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} As `set()`.
+   * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} {StoreReadOnlyError} As `set()`.
    */
   async setMany(entries: StoreContents<T> | Iterable<StoreEntry<T>>): Promise<void> {
     this.#checkOpen("setMany");
+    this.#checkWritable("setMany");
     const pairs = entryPairs(entries);
     const changes = pairs.map(([key, value]): [string, string] => {
       checkKey(key, "set");
@@ -352,9 +383,11 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * @param keys An iterable of keys (an array, a Set), not a string: that is one key, not its characters.
    * @returns `true` when the keys are gone (or were absent), `false` on error.
    * @throws {TypeError} When `keys` is a string or not iterable, or a key is not a string; nothing is removed.
+   * @throws {StoreReadOnlyError} When the store was opened with `readOnly: true`.
    */
   async deleteMany(keys: Iterable<StoreKey<T>> & object): Promise<boolean> {
     this.#checkOpen("deleteMany");
+    this.#checkWritable("deleteMany");
     const names = keyList(keys, "delete");
     return this.#deleteKeys(names, `Cannot delete keys ${names.map((key) => JSON.stringify(key)).join(", ")}`);
   }
@@ -367,10 +400,12 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    *   every change called before it has settled, and `true` for a key that an earlier call removed
    *   only once a write has removed it.
    * @throws {TypeError} When `key` is not a string.
+   * @throws {StoreReadOnlyError} When the store was opened with `readOnly: true`.
    */
   async delete(key: StoreKey<T>): Promise<boolean> {
     checkKey(key, "delete");
     this.#checkOpen("delete");
+    this.#checkWritable("delete");
     return this.#deleteKeys([key], `Cannot delete key ${JSON.stringify(key)}`);
   }
 
@@ -394,9 +429,11 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * Never rejects: it logs errors and resolves `false`.
    *
    * @returns `true` when the document is gone (or was absent), `false` on error.
+   * @throws {StoreReadOnlyError} When the store was opened with `readOnly: true` (a misuse, not an error it logs).
    */
   async clear(): Promise<boolean> {
     this.#checkOpen("clear");
+    this.#checkWritable("clear");
     return this.#tolerate("Cannot clear", "own", () =>
       this.#queue.stage((batch) => {
         batch.cleared = true;
@@ -430,9 +467,11 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    *   or the backend cannot move a document aside.
    * @throws {StoreIOError} When the backend fails to read the document or to move it.
    * @throws {StoreLockedError} When another store owns the document.
+   * @throws {StoreReadOnlyError} When the store was opened with `readOnly: true`; nothing is moved.
    */
   async quarantine(): Promise<string | undefined> {
     this.#checkOpen("quarantine");
+    this.#checkWritable("quarantine");
     return this.#locked("own", async () => {
       await this.#queue.settled();
       let problem: unknown;
@@ -464,13 +503,16 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   }
 
   /**
-   * Waits for every pending write, then releases the owner lock. Later calls reject; calls made
-   * before it still complete. Resolves when called again. Also `await using kv = new AioKV(...)`.
+   * Waits for every pending write, then releases the owner lock (a follower stops watching). Later
+   * calls reject; calls made before it still complete. Resolves when called again. Also
+   * `await using kv = new AioKV(...)`.
    *
    * @returns Resolves once the store is closed; a failed pending write rejects its own caller, not this.
    */
   close(): Promise<void> {
     this.#closing ??= this.#lock.run(async () => {
+      // After the calls made before it, which a follower still answers.
+      this.#follower?.close();
       await this.#queue.settled();
       if (this.#owned) {
         this.#owned = false;
@@ -499,6 +541,10 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     if (this.#closing) throw new Error(`Cannot call ${method}() on store ${JSON.stringify(this.location)}: it is closed`);
   }
 
+  #checkWritable(method: string): void {
+    if (this.#follower) throw new StoreReadOnlyError(method, this.location);
+  }
+
   /** The JSON text to store under `key`: the schema's output for `value`, checked as JSON data. */
   #toJson(key: string, value: unknown): string {
     return toJson(key, this.#schema ? this.#schema.forSet(key, value) : value);
@@ -509,7 +555,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * for "open", its document read. Synchronously when nothing is waiting and that is already so.
    */
   #step<R>(needs: Needs, step: () => R): R | Promise<R> {
-    if (this.#lock.idle && (needs === "none" || (this.#isOwned && (needs === "own" || this.#queue.isReady)))) return step();
+    if (this.#lock.idle && (needs === "none" || (this.#isOwned && (needs === "own" || this.#isCurrent)))) return step();
     return this.#locked(needs, step);
   }
 
@@ -517,7 +563,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   #locked<R>(needs: Needs, step: () => R | Promise<R>): Promise<R> {
     return this.#lock.run(async () => {
       if (needs !== "none") await this.#own();
-      if (needs === "open") await this.#queue.ready();
+      if (needs === "open") await (this.#follower ? this.#follower.ready() : this.#queue.ready());
       return step();
     });
   }
@@ -556,18 +602,29 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   /** Tells the watchers what a batch the backend now holds changed. */
   #report(batch: { readonly cleared: boolean; readonly changes: ReadonlyMap<string, string | undefined> }): void {
     if (this.#watchers.size === 0) return;
+    const changes: FollowedChange[] = batch.cleared ? [{ type: "clear" }] : [];
+    for (const [key, json] of batch.changes) changes.push(json === undefined ? { type: "delete", key } : { type: "set", key, json });
+    this.#reportFollowed(changes);
+  }
+
+  /** Tells each watcher `changes`, in order, each set with its own copy of the value. */
+  #reportFollowed(changes: readonly FollowedChange[]): void {
     for (const watcher of [...this.#watchers]) {
       try {
-        if (batch.cleared) watcher({ type: "clear" });
-        for (const [key, json] of batch.changes) {
-          const name = key as StoreKey<T>;
-          if (json === undefined) watcher({ type: "delete", key: name });
-          else watcher({ type: "set", key: name, value: JSON.parse(json) as unknown } as StoreChange<T>);
+        for (const change of changes) {
+          if (change.type === "clear") watcher({ type: "clear" });
+          else if (change.type === "delete") watcher({ type: "delete", key: change.key as StoreKey<T> });
+          else watcher({ type: "set", key: change.key as StoreKey<T>, value: JSON.parse(change.json) as unknown } as StoreChange<T>);
         }
       } catch (error) {
         this.#logger.error(`A watch() listener threw for store ${JSON.stringify(this.location)}`, error);
       }
     }
+  }
+
+  /** Whether reads may use the document in memory as it is: read (an owner's), or kept current (a follower's). */
+  get #isCurrent(): boolean {
+    return this.#follower ? this.#follower.isCurrent : this.#queue.isReady;
   }
 
   get #isOwned(): boolean {

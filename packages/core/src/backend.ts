@@ -54,4 +54,14 @@ export interface Backend {
   moveAside?(suffix: string): Promise<string | undefined>;
   /** Optional: releases what the backend holds open (a connection), called by the store's `close()` after `unlock()`. */
   close?(): Promise<void>;
+  /**
+   * Optional: calls `onChange` (with no arguments) soon after the document may have changed,
+   * whoever changed it (another handle, another process), until the returned function is called.
+   * A follower (`readOnly: true`) calls it on first use and re-reads the document whenever told,
+   * so a spurious call costs one read and a missed one delays what the follower sees: when
+   * unsure, call. It must not throw, and what it starts (watchers, timers) must not keep the
+   * process alive and must stop when the returned function is called. Without it, a follower
+   * re-reads the document on every read.
+   */
+  watch?(onChange: () => void): () => void;
 }

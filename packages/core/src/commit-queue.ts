@@ -210,9 +210,27 @@ export class CommitQueue {
   }
 
   async #read(): Promise<StoredDocument> {
+    return (await this.readDocument()) ?? new StoredDocument(this.#backend.location);
+  }
+
+  /**
+   * The backend's document as it is now, parsed and checked as a load is, without keeping it;
+   * `undefined` when there is none.
+   *
+   * @throws {StoreIOError} When the backend fails to read it.
+   * @throws {StoreFormatError} When it does not load.
+   */
+  async readDocument(): Promise<StoredDocument | undefined> {
     const text = await this.readStored();
-    const location = this.#backend.location;
-    return text === undefined ? new StoredDocument(location) : StoredDocument.parse(text, location, this.#check);
+    return text === undefined ? undefined : StoredDocument.parse(text, this.#backend.location, this.#check);
+  }
+
+  /**
+   * Makes `document` (`undefined`: none) what is stored, in place of what was read: a follower's
+   * re-read of a document another store owns. Only for a store that stages no changes.
+   */
+  adopt(document: StoredDocument | undefined): void {
+    this.#stored = document ?? new StoredDocument(this.#backend.location);
   }
 
   /** Starts the pending write once the callers have staged what they called with it. */

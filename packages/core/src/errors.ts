@@ -139,6 +139,26 @@ export class StoreLockedError extends Error {
 }
 
 /**
+ * Error of every change (`set`, `setMany`, `update`, `delete`, `deleteMany`, `remove`,
+ * `removeMany`, `clear`, `quarantine`) on a store opened with `readOnly: true`: a follower reads a
+ * document that another store owns and writes nothing. Nothing was written and no lock was taken;
+ * make the change through the store that owns the document.
+ */
+export class StoreReadOnlyError extends Error {
+  override readonly name = "StoreReadOnlyError" as const;
+  /** The document's location (a path, `memory:<name>`). */
+  readonly location: string;
+  /** The method that was refused (`"set"`, `"clear"`, ...). */
+  readonly method: string;
+
+  constructor(method: string, location: string) {
+    super(`Cannot call ${method}() on store ${JSON.stringify(location)}: it is read-only (opened with readOnly: true; the store that owns it makes changes)`);
+    this.location = location;
+    this.method = method;
+  }
+}
+
+/**
  * Error thrown when a store opened with a `schema` holds a value the schema refuses, or a key it
  * does not name. `key` is the first such key in the document; the zod error is the `cause`.
  */
@@ -183,6 +203,16 @@ export function isStoreIOError(error: unknown): error is StoreIOError {
  */
 export function isStoreLockedError(error: unknown): error is StoreLockedError {
   return error instanceof Error && error.name === "StoreLockedError";
+}
+
+/**
+ * Whether `error` is a {@link StoreReadOnlyError}, also across installed copies of `@aiokv/core`.
+ *
+ * @param error Anything caught.
+ * @returns `true` when a change was refused because the store is read-only.
+ */
+export function isStoreReadOnlyError(error: unknown): error is StoreReadOnlyError {
+  return error instanceof Error && error.name === "StoreReadOnlyError";
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Stats } from "node:fs";
 import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { errorCode, StoreLockedError, unlessAbsent, UnsyncedWriteError, type Backend } from "@aiokv/core";
+import { FileWatcher } from "./file-watcher.js";
 import { OwnerLock } from "./owner-lock.js";
 
 /** Options of {@link FileBackend}. Its owner lock is on unless `AioKV`'s `lock` option is `false`. */
@@ -26,6 +27,19 @@ export interface FileBackendOptions {
    * @default 10000
    */
   readonly staleAfter?: number;
+  /**
+   * For a follower (`readOnly: true`): how often (ms) `watch()` polls the file's identity, size and
+   * times, which catches what `fs.watch` misses (another host's writes on a network file system, a
+   * directory created after the follower started). Each poll is one `stat`. From 10 to 3600000.
+   * @default 1000
+   */
+  readonly pollInterval?: number;
+  /**
+   * For a follower: watch the file's directory with `fs.watch`, which reports a change at once.
+   * `false` leaves the poll alone (where `fs.watch` is unreliable or costly).
+   * @default true
+   */
+  readonly fsWatch?: boolean;
 }
 
 /**
@@ -49,13 +63,15 @@ export class FileBackend implements Backend {
   readonly #sync: boolean;
   readonly #mode: number;
   readonly #staleAfter: number;
+  readonly #pollInterval: number;
+  readonly #fsWatch: boolean;
   #lock: OwnerLock | undefined;
 
   /**
    * @param file The state file's path; relative paths resolve against the current directory now.
    * @param options Syncing and the new file's mode.
    * @throws {TypeError} When `file` is not a non-empty string.
-   * @throws {RangeError} When `mode` is not a whole number from 0 to 0o7777, or `staleAfter` is out of its range.
+   * @throws {RangeError} When `mode` is not a whole number from 0 to 0o7777, or `staleAfter` or `pollInterval` is out of its range.
    */
   constructor(file: string, options: FileBackendOptions = {}) {
     if (typeof file !== "string" || file === "") {
@@ -71,10 +87,29 @@ export class FileBackend implements Backend {
         `Cannot open store "${file}": staleAfter must be a whole number of milliseconds from ${minStaleAfter} to ${maxStaleAfter}, received ${staleAfter}`,
       );
     }
+    const pollInterval = options.pollInterval ?? 1000;
+    if (!Number.isInteger(pollInterval) || pollInterval < minPollInterval || pollInterval > maxPollInterval) {
+      throw new RangeError(
+        `Cannot open store "${file}": pollInterval must be a whole number of milliseconds from ${minPollInterval} to ${maxPollInterval}, received ${pollInterval}`,
+      );
+    }
     this.location = resolve(file);
     this.#sync = options.sync ?? true;
     this.#mode = mode;
     this.#staleAfter = staleAfter;
+    this.#pollInterval = pollInterval;
+    this.#fsWatch = options.fsWatch ?? true;
+  }
+
+  /**
+   * Calls `onChange` soon after the file may have changed, written by any process, until the
+   * returned function is called: `fs.watch` on the file's directory (filtered to its name, since
+   * each write renames a new file into place) reports a change at once, and a poll of the file's
+   * `stat` every `pollInterval` ms catches what that misses. Neither keeps the process alive.
+   */
+  watch(onChange: () => void): () => void {
+    const watcher = new FileWatcher(this.location, onChange, this.#pollInterval, this.#fsWatch);
+    return () => watcher.stop();
   }
 
   /**
@@ -205,6 +240,9 @@ const tempSuffix = ".aiokv.tmp";
 function tempBeside(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString("hex")}${tempSuffix}`);
 }
+
+const minPollInterval = 10;
+const maxPollInterval = 3_600_000;
 
 const minStaleAfter = 2000;
 // A day: far past any pause worth waiting out, and its refresh period fits a timer (2^31 ms).

@@ -22,7 +22,8 @@ const temp = "/store.json.tmp";
  * (a corrupt seeded text rejects with the same `CorruptStoreError`), because every semantic lives
  * in `AioKV` and this backend, like the file, only moves text. Each instance has a private memfs
  * volume and an owner lock: a second open `AioKV` on one instance gets `StoreLockedError`, as a
- * second one on one path would.
+ * second one on one path would. A follower (`readOnly: true`) takes no lock, so it shares an
+ * instance with the store that owns it: `watch()` tells it of every change made through the instance.
  *
  * @example
  * ```ts
@@ -38,6 +39,7 @@ const temp = "/store.json.tmp";
 export class MemoryBackend implements Backend {
   readonly location: string;
   readonly #fs: Volume["promises"];
+  readonly #watchers = new Set<() => void>();
   #locked = false;
 
   /**
@@ -68,6 +70,20 @@ export class MemoryBackend implements Backend {
     // Temp then rename, as the file does: a read during the write sees the old text or the new.
     await this.#fs.writeFile(temp, Buffer.concat(pieces));
     await this.#fs.rename(temp, file);
+    this.#changed();
+  }
+
+  /**
+   * Calls `onChange` after each change made through this instance (`write`, `remove`,
+   * `moveAside`), whoever made it, until the returned function is called: how a follower
+   * (`readOnly: true`) on this instance learns of its owner's writes. Volumes are private to their
+   * instance, so this is every change there is. No timer: it works under fake timers.
+   */
+  watch(onChange: () => void): () => void {
+    // A function per call, so that watching twice with one callback is stopped twice.
+    const watcher = (): void => onChange();
+    this.#watchers.add(watcher);
+    return () => void this.#watchers.delete(watcher);
   }
 
   lock(): Promise<void> {
@@ -84,7 +100,9 @@ export class MemoryBackend implements Backend {
   /** Renames the document within the volume; its new location is `<location>.<suffix>`, read back with {@link readAside}. */
   async moveAside(suffix: string): Promise<string | undefined> {
     const aside = `${this.location}.${suffix}`;
-    return unlessAbsent(this.#fs.rename(file, `${file}.${suffix}`).then(() => aside));
+    const moved = await unlessAbsent(this.#fs.rename(file, `${file}.${suffix}`).then(() => aside));
+    if (moved !== undefined) this.#changed();
+    return moved;
   }
 
   /** The text of a document that `moveAside` (`quarantine()`) moved to `location`. */
@@ -94,7 +112,18 @@ export class MemoryBackend implements Backend {
   }
 
   async remove(): Promise<void> {
-    await unlessAbsent(this.#fs.unlink(file));
+    if ((await unlessAbsent(this.#fs.unlink(file).then(() => true))) !== undefined) this.#changed();
+  }
+
+  /** Tells every watcher that the document changed; a watcher that throws stops no other, nor the change. */
+  #changed(): void {
+    for (const watcher of [...this.#watchers]) {
+      try {
+        watcher();
+      } catch {
+        // A backend's watchers must not throw; if one does, the change stands and the others still hear of it.
+      }
+    }
   }
 
   #readFile(path: string): Promise<string | undefined> {

@@ -55,6 +55,7 @@ export function instrumented(inner: Backend): Backend & {
     ...(inner.unlock && { unlock: inner.unlock.bind(inner) }),
     ...(inner.moveAside && { moveAside: inner.moveAside.bind(inner) }),
     ...(inner.close && { close: inner.close.bind(inner) }),
+    ...(inner.watch && { watch: inner.watch.bind(inner) }),
     async write(pieces: readonly Uint8Array[]): Promise<void> {
       wrapper.writes++;
       const failure = wrapper.failNext;
@@ -68,7 +69,7 @@ export function instrumented(inner: Backend): Backend & {
 }
 
 /** The optional capabilities of a {@link Backend}, each tested only where the backend has it. */
-export type Capability = "lock" | "unlock" | "moveAside" | "close";
+export type Capability = "lock" | "unlock" | "moveAside" | "close" | "watch";
 
 /**
  * Skips the running test when `backend` lacks one of `capabilities`, so that it is reported as

@@ -3,6 +3,7 @@ export { backendContract } from "./backend-contract.js";
 export { concurrencyContract } from "./concurrency-contract.js";
 export { documentContract } from "./document-contract.js";
 export { errorsContract } from "./errors-contract.js";
+export { followContract } from "./follow-contract.js";
 export { instrumented, recordingLogger, skipWithout, until, type Capability, type Harness, type HarnessFactory } from "./harness.js";
 export { keysContract } from "./keys-contract.js";
 export { lockContract } from "./lock-contract.js";

@@ -3,6 +3,7 @@ import { apiContract } from "./api-contract.js";
 import { concurrencyContract } from "./concurrency-contract.js";
 import { documentContract } from "./document-contract.js";
 import { errorsContract } from "./errors-contract.js";
+import { followContract } from "./follow-contract.js";
 import { keysContract } from "./keys-contract.js";
 import { lockContract } from "./lock-contract.js";
 import { quarantineContract } from "./quarantine-contract.js";
@@ -30,4 +31,5 @@ export function storeContract(name: string, makeHarness: HarnessFactory): void {
   schemaContract(name, makeHarness);
   collectionContract(name, makeHarness);
   watchContract(name, makeHarness);
+  followContract(name, makeHarness);
 }

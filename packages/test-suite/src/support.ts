@@ -90,6 +90,22 @@ export async function eachReadRejects(kv: AioKV, check: (error: Error) => void):
 /** Lets every promise job and I/O callback that is ready run: a few real milliseconds. */
 export const moment = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
 
+/**
+ * Resolves once `check()` resolves without throwing, trying every 5 ms for up to `within` ms;
+ * rejects with its last error after that. For what a follower sees within a bounded delay.
+ */
+export async function eventually<R>(check: () => R | Promise<R>, within = 5000): Promise<R> {
+  const end = Date.now() + within;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > end) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+}
+
 /** Whether `promise` has settled by now (after a moment), without consuming its outcome. */
 export async function hasSettled(promise: Promise<unknown>): Promise<boolean> {
   let settled = false;
