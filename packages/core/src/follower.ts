@@ -1,6 +1,7 @@
 import type { Backend } from "./backend.js";
 import type { CommitQueue } from "./commit-queue.js";
 import type { StoredDocument } from "./document.js";
+import { parseJson } from "./json-parse.js";
 
 /** A change a follower found between two documents it read: a value as its JSON text. */
 export type FollowedChange = { readonly type: "set"; readonly key: string; readonly json: string } | { readonly type: "delete"; readonly key: string } | { readonly type: "clear" };
@@ -144,7 +145,10 @@ export function changesBetween(before: StoredDocument | undefined, after: Stored
   return changes;
 }
 
-/** Whether two values' JSON texts hold the same value: the same text, or the same once written as JSON.stringify writes it. */
+/**
+ * Whether two values' JSON texts hold the same value: the same text, or the same once written as
+ * JSON.stringify writes it (parsed as a load parses, keys as the text spells them).
+ */
 function sameValue(a: string, b: string): boolean {
-  return a === b || JSON.stringify(JSON.parse(a)) === JSON.stringify(JSON.parse(b));
+  return a === b || JSON.stringify(parseJson(a)) === JSON.stringify(parseJson(b));
 }
