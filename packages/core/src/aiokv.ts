@@ -5,6 +5,7 @@ import { Follower, type FollowedChange } from "./follower.js";
 import { checkKey, toJson, type JsonObject, type JsonValue } from "./json-value.js";
 import { Lock } from "./lock.js";
 import { SchemaChecks, type StoreSchemaOf } from "./schema.js";
+import { parseJson } from "./json-parse.js";
 import type { JsonCompatible, JsonShape, StoreChange, StoreContents, StoreEntry, StoreKey, StoreShape, StoreValue, TimestampKey, UntypedKey } from "./types.js";
 
 /** Where `delete()` and `clear()` report the errors they resolve `false` for. */
@@ -152,7 +153,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     checkKey(key, "get");
     this.#checkOpen("get");
     const json = (await this.#step("open", () => this.#queue.lookup(key))) ?? (fallback.length > 0 ? undefined : this.#defaults.get(key));
-    return json === undefined ? fallback[0] : (JSON.parse(json) as unknown);
+    return json === undefined ? fallback[0] : parseJson(json);
   }
 
   /**
@@ -229,7 +230,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       }
       const current = this.#queue.lookup(key) ?? (fallback.length > 0 ? undefined : this.#defaults.get(key));
       const from = this.#queue.pendingFor(key);
-      const result = (fn as (current: unknown) => unknown)(current === undefined ? copy(fallback[0], cannot) : JSON.parse(current));
+      const result = (fn as (current: unknown) => unknown)(current === undefined ? copy(fallback[0], cannot) : parseJson(current));
       // No await for a plain value: the pending batch it came from must not start before this joins it.
       const next = isPromiseLike(result) ? await this.#lock.park(result) : result;
       if (from !== undefined && !this.#queue.isPending(from)) {
@@ -245,7 +246,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       return { ...this.#queue.stage((batch) => batch.changes.set(key, text)), json: text };
     });
     await done;
-    return JSON.parse(json) as unknown;
+    return parseJson(json);
   }
 
   /**
@@ -286,7 +287,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     this.#checkOpen("entries");
     const { keys, text } = await this.#step("open", () => ({ keys: this.#queue.keys(), text: this.#queue.render() }));
     // One parse copies every value; JSON.parse keeps "__proto__" as an own key.
-    const values = JSON.parse(text) as Record<string, unknown>;
+    const values = parseJson(text) as Record<string, unknown>;
     for (const key of keys) yield [key, values[key]] as unknown as StoreEntry<T>;
   }
 
@@ -421,7 +422,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     this.#checkOpen("getAll");
     const text = await this.#step("open", () => this.#queue.render());
     // Parsing makes the copy, and defines `__proto__` as an own key, not a prototype.
-    return JSON.parse(text) as StoreContents<T>;
+    return parseJson(text) as StoreContents<T>;
   }
 
   /**
@@ -614,7 +615,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
         for (const change of changes) {
           if (change.type === "clear") watcher({ type: "clear" });
           else if (change.type === "delete") watcher({ type: "delete", key: change.key as StoreKey<T> });
-          else watcher({ type: "set", key: change.key as StoreKey<T>, value: JSON.parse(change.json) as unknown } as StoreChange<T>);
+          else watcher({ type: "set", key: change.key as StoreKey<T>, value: parseJson(change.json) } as StoreChange<T>);
         }
       } catch (error) {
         this.#logger.error(`A watch() listener threw for store ${JSON.stringify(this.location)}`, error);
