@@ -43,6 +43,9 @@ describe("a consumer project on the packed packages", () => {
       dependencies: {
         ...Object.fromEntries(ours.map((name) => [name, tarballs[name]])),
         zod: await installed("zod", join(root, "packages/core")),
+        // The peers of @aiokv/keyv and @aiokv/unstorage, for the README's examples of them.
+        keyv: await installed("keyv", join(root, "packages/keyv")),
+        unstorage: await installed("unstorage", join(root, "packages/unstorage")),
         typescript: await installed("typescript"),
         vitest: await installed("vitest"),
         "@types/node": await installed("@types/node"),
