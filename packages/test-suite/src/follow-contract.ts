@@ -1,5 +1,5 @@
 import { AioKV, CorruptStoreError, isStoreReadOnlyError, StoreReadOnlyError, type Backend, type StoreChange } from "@aiokv/core";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, type TestContext } from "vitest";
 import { skipWithout, type HarnessFactory } from "./harness.js";
 import { eventually, moment, rejection } from "./support.js";
 
@@ -54,14 +54,7 @@ export function followContract(name: string, makeHarness: HarnessFactory): void 
     });
 
     it("see the owner's writes within a bounded delay; watch() reports each, in order", async (context) => {
-      const h = await makeHarness();
-      skipWithout(context, h.backend(), "watch");
-      const owner = new AioKV(h.backend());
-      await owner.setMany({ a: 1, b: 2 });
-      const follower = new AioKV(h.backend(), { readOnly: true });
-      const seen: StoreChange[] = [];
-      follower.watch((change) => void seen.push(change));
-      expect(await follower.getAll()).toStrictEqual({ a: 1, b: 2 });
+      const { owner, follower, seen } = await following(context, makeHarness, { a: 1, b: 2 });
       // Each step is seen before the next is made, so no two come as one.
       const steps: Array<[() => Promise<unknown>, Record<string, unknown>, StoreChange[]]> = [
         [() => owner.set("c", { n: [3] }), { a: 1, b: 2, c: { n: [3] } }, [{ type: "set", key: "c", value: { n: [3] } }]],
@@ -138,13 +131,7 @@ export function followContract(name: string, makeHarness: HarnessFactory): void 
     });
 
     it("stop following on close(): nothing is reported after it, and later calls reject", async (context) => {
-      const h = await makeHarness();
-      skipWithout(context, h.backend(), "watch");
-      const owner = new AioKV(h.backend());
-      const follower = new AioKV(h.backend(), { readOnly: true });
-      const seen: StoreChange[] = [];
-      follower.watch((change) => void seen.push(change));
-      expect(await follower.getAll()).toStrictEqual({});
+      const { owner, follower, seen } = await following(context, makeHarness, {});
       await owner.set("a", 1);
       await eventually(() => expect(seen).toHaveLength(1));
       await follower.close();
@@ -157,4 +144,20 @@ export function followContract(name: string, makeHarness: HarnessFactory): void 
       await owner.close();
     });
   });
+}
+
+/**
+ * An owner holding `contents` and a follower of it that records what its watch() reports, on a
+ * fresh harness; skips the test on a backend without `watch`.
+ */
+async function following(context: TestContext, makeHarness: HarnessFactory, contents: Record<string, number>): Promise<{ owner: AioKV; follower: AioKV; seen: StoreChange[] }> {
+  const h = await makeHarness();
+  skipWithout(context, h.backend(), "watch");
+  const owner = new AioKV(h.backend());
+  if (Object.keys(contents).length > 0) await owner.setMany(contents);
+  const follower = new AioKV(h.backend(), { readOnly: true });
+  const seen: StoreChange[] = [];
+  follower.watch((change) => void seen.push(change));
+  expect(await follower.getAll()).toStrictEqual(contents);
+  return { owner, follower, seen };
 }
