@@ -3,6 +3,7 @@
 import { lstat, readdir, readFile, rename, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MemoryBackend } from "@aiokv/memory-backend";
+import { eventually } from "@aiokv/test-suite";
 import { AioKV, CorruptStoreError, FileBackend, isStoreReadOnlyError, SchemaMismatchError, StoreReadOnlyError, type Backend, type StoreChange } from "aiokv";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
@@ -10,18 +11,6 @@ import { fixture, sleep } from "../helpers/processes.js";
 import { tempDir, tempFile } from "../helpers/temp.js";
 import { run } from "./child.js";
 
-/** Resolves what `check` resolves once it stops throwing; tries every 5 ms for up to `within` ms. */
-async function eventually<R>(check: () => R | Promise<R>, within = 5000): Promise<R> {
-  const end = Date.now() + within;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > end) throw error;
-      await sleep(5);
-    }
-  }
-}
 
 /** What a directory holds, with each entry's size and modification time. */
 async function listing(dir: string): Promise<string[]> {

@@ -2,30 +2,23 @@
 // so both open the one instance): one re-read at a time, one more for any number of notices that
 // arrive meanwhile, each document swapped in whole, listeners' copies and errors kept apart.
 import { MemoryBackend } from "@aiokv/memory-backend";
-import { recordingLogger } from "@aiokv/test-suite";
+import { holdable, recordingLogger } from "@aiokv/test-suite";
 import { AioKV, type Backend, type StoreChange } from "aiokv";
 import { describe, expect, it } from "vitest";
 import { sleep } from "../helpers/processes.js";
 
 /** The memory backend, with its reads counted and, while held, kept from answering. */
 function gated(inner: MemoryBackend): Backend & { reads: number; hold(): () => void } {
-  let gate: Promise<void> | undefined;
+  const gate = holdable();
   const backend = {
     location: inner.location,
     reads: 0,
-    hold(): () => void {
-      let release!: () => void;
-      gate = new Promise((resolve) => (release = resolve));
-      return () => {
-        gate = undefined;
-        release();
-      };
-    },
+    hold: () => gate.hold(),
     async read(): Promise<string | Uint8Array | undefined> {
       backend.reads++;
       // Read first, then wait: what a slow disk answers is what it found when asked.
       const text = await inner.read();
-      await gate;
+      await gate.passed();
       return text;
     },
     write: (pieces: readonly Uint8Array[]) => inner.write(pieces),

@@ -35,19 +35,12 @@ export function instrumented(inner: Backend): Backend & {
   failNext: Error | undefined;
   hold(): () => void;
 } {
-  let gate: Promise<void> | undefined;
+  const gate = holdable();
   const wrapper = {
     location: inner.location,
     writes: 0,
     failNext: undefined as Error | undefined,
-    hold(): () => void {
-      let release!: () => void;
-      gate = new Promise((resolve) => (release = resolve));
-      return () => {
-        gate = undefined;
-        release();
-      };
-    },
+    hold: () => gate.hold(),
     read: () => inner.read(),
     remove: () => inner.remove(),
     // The optional capabilities pass through as they are, so that the store behaves as on `inner`.
@@ -60,12 +53,31 @@ export function instrumented(inner: Backend): Backend & {
       wrapper.writes++;
       const failure = wrapper.failNext;
       wrapper.failNext = undefined;
-      await gate;
+      await gate.passed();
       if (failure) throw failure;
       await inner.write(pieces);
     },
   };
   return wrapper;
+}
+
+/**
+ * A gate that a test closes with `hold()` (which returns the function that opens it again):
+ * `passed()` resolves at once while it is open, else once it is opened.
+ */
+export function holdable(): { hold(): () => void; passed(): Promise<void> } {
+  let gate: Promise<void> | undefined;
+  return {
+    hold(): () => void {
+      let release!: () => void;
+      gate = new Promise((resolve) => (release = resolve));
+      return () => {
+        gate = undefined;
+        release();
+      };
+    },
+    passed: async () => gate,
+  };
 }
 
 /** The optional capabilities of a {@link Backend}, each tested only where the backend has it. */
