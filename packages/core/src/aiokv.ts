@@ -309,7 +309,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     checkKey(key, "remove");
     this.#checkOpen("remove");
     this.#checkWritable("remove");
-    return (await this.#removeKeys([key])) > 0;
+    return (await this.#removeKeys(() => [key])) > 0;
   }
 
   /**
@@ -317,15 +317,19 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
    * `remove()` does.
    *
    * @param keys An iterable of keys (an array, a Set), not a string; a key given twice counts once.
+   *   Or a function that picks, from the keys stored when the removal runs (after every call made
+   *   before it), those to remove: `removeMany((key) => key.startsWith("cache:"))`.
    * @returns How many of the keys were stored.
    * @throws {TypeError} When `keys` is a string or not iterable, or a key is not a string; nothing is removed.
    * @throws {StoreFormatError} {StoreIOError} {StoreLockedError} {StoreReadOnlyError} As `set()`.
    */
-  async removeMany(keys: Iterable<StoreKey<T>> & object): Promise<number> {
+  async removeMany(keys: (Iterable<StoreKey<T>> & object) | ((key: StoreKey<T>) => boolean)): Promise<number> {
     this.#checkOpen("removeMany");
     this.#checkWritable("removeMany");
-    const names = keyList(keys, "remove");
-    return this.#removeKeys([...new Set(names)]);
+    // A predicate picks from the keys stored when the removal runs, after every call before it.
+    if (typeof keys === "function") return this.#removeKeys(() => this.#queue.keys().filter(keys as (key: string) => boolean));
+    const names = [...new Set(keyList(keys, "remove"))];
+    return this.#removeKeys(() => names);
   }
 
   /**
@@ -584,9 +588,13 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     });
   }
 
-  /** Removes `keys` (distinct) in one write; resolves how many were stored, or rejects as `set()` does. */
-  async #removeKeys(keys: string[]): Promise<number> {
+  /**
+   * Removes the (distinct) keys `choose` names when the removal runs, in call order with the other
+   * operations, in one write; resolves how many were stored, or rejects as `set()` does.
+   */
+  async #removeKeys(choose: () => string[]): Promise<number> {
     const { done, count } = await this.#step("open", () => {
+      const keys = choose();
       const present = keys.filter((key) => this.#queue.has(key));
       // A key absent only because an unwritten change removes it waits for that write too.
       const staged = keys.filter((key) => this.#queue.has(key) || this.#queue.isUnwritten(key));

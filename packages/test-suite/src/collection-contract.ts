@@ -87,6 +87,16 @@ function removeTests(open: Open, openInstrumented: OpenInstrumented): void {
     expect(await (await reopen(kv, h)).getAll()).toStrictEqual({ b: 2 });
   });
 
+  it("removeMany(predicate) picks from the keys stored when it runs: a set called after it is kept", async () => {
+    const { h, kv } = await open();
+    await kv.setMany({ "ns:a": 1, "ns:b": 2, other: 3 });
+    const removed = kv.removeMany((key) => key.startsWith("ns:"));
+    const set = kv.set("ns:a", 4);
+    expect(await removed).toBe(2);
+    await set;
+    expect(await (await reopen(kv, h)).getAll()).toStrictEqual({ other: 3, "ns:a": 4 });
+  });
+
   it("remove() and removeMany() reject a failed write and keep the keys; removeMany() refuses a string", async () => {
     const { kv, backend } = await openInstrumented();
     await kv.setMany({ a: 1, b: 2 });

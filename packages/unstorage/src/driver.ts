@@ -124,10 +124,11 @@ export const aiokvDriver: (options: AioKVDriverOptions) => AioKVDriver = defineD
     /** The driver's key for a document key, or `undefined` for one outside `base`. */
     const itemKey = (key: string): string | undefined => (key.startsWith(prefix) && key.length > prefix.length ? key.slice(prefix.length) : undefined);
     /** The document keys of the items under `base`. */
-    const keysUnder = async (base: string | undefined): Promise<string[]> => {
+    const isUnder = (base: string | undefined): ((key: string) => boolean) => {
       const start = prefix + normalizeBase(base);
-      return (await store.keys()).filter((key) => key.startsWith(start) && key.length > prefix.length);
+      return (key) => key.startsWith(start) && key.length > prefix.length;
     };
+    const keysUnder = async (base: string | undefined): Promise<string[]> => (await store.keys()).filter(isUnder(base));
 
     return {
       name: DRIVER_NAME,
@@ -181,8 +182,8 @@ export const aiokvDriver: (options: AioKVDriverOptions) => AioKVDriver = defineD
       },
 
       async clear(base) {
-        const keys = await keysUnder(base);
-        if (keys.length > 0) await store.removeMany(keys);
+        // Picked when the removal runs: an item set after clear() was called is kept.
+        await store.removeMany(isUnder(base));
       },
 
       async dispose() {
