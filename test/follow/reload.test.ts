@@ -29,6 +29,24 @@ function gated(inner: MemoryBackend): Backend & { reads: number; hold(): () => v
 }
 
 describe("a follower's re-reads", () => {
+  it("on a backend without watch(), the first read reads the document once, and each later read again", async () => {
+    const memory = new MemoryBackend({ text: '{"a": 1}' });
+    let reads = 0;
+    const backend: Backend = {
+      location: memory.location,
+      read: () => (reads++, memory.read()),
+      write: (pieces) => memory.write(pieces),
+      remove: () => memory.remove(),
+    };
+    const follower = new AioKV(backend, { readOnly: true });
+    expect(await follower.get("a")).toBe(1);
+    expect(reads).toBe(1);
+    expect(await follower.get("a")).toBe(1);
+    expect(reads).toBe(2);
+    await follower.close();
+  });
+
+
   it("run one at a time: notices during one make one more, and reads meanwhile see the last document whole", async () => {
     const memory = new MemoryBackend();
     const owner = new AioKV(memory);

@@ -71,8 +71,11 @@ export class Follower {
    * `watch()`, or a document that failed to load) it reads the document again first.
    */
   async ready(): Promise<void> {
+    const starting = !this.#started;
     this.start();
-    if (!this.isCurrent) await (this.#unwatch !== undefined && this.#running !== undefined && this.#seen === unread ? this.#running : this.refresh());
+    // The read start() began is the one to wait for, watched or not: a second would read the same.
+    if (starting && this.#running !== undefined) await this.#running;
+    else if (!this.isCurrent) await (this.#unwatch !== undefined && this.#running !== undefined && this.#seen === unread ? this.#running : this.refresh());
     if (this.#failing) throw this.#error;
   }
 
@@ -82,7 +85,8 @@ export class Follower {
     if (this.#running === undefined) return this.#run();
     this.#requested ??= this.#running.then(() => {
       this.#requested = undefined;
-      return this.#run();
+      // Closed while it waited: no read after close().
+      return this.#closed ? undefined : this.#run();
     });
     return this.#requested;
   }

@@ -19,7 +19,8 @@ import { errorCode } from "@aiokv/core";
 export class FileWatcher {
   readonly #file: string;
   readonly #onChange: () => void;
-  readonly #useFsWatch: boolean;
+  /** Turned off for good when the system has no watches left (ENOSPC, EMFILE): the poll does the work. */
+  #useFsWatch: boolean;
   readonly #timer: NodeJS.Timeout;
   #watcher: FSWatcher | undefined;
   /** What the last poll saw: the file's identity, size and times, or why it could not see it. */
@@ -38,7 +39,7 @@ export class FileWatcher {
     this.#onChange = onChange;
     this.#useFsWatch = useFsWatch;
     // Synchronously, before the follower's first read: a change after this is a change the poll sees.
-    this.#last = signatureOf(() => statSync(file, { bigint: true, throwIfNoEntry: false }));
+    this.#last = signatureNow(file);
     this.#watchDirectory();
     this.#timer = setInterval(() => void this.#poll(), interval);
     this.#timer.unref();
@@ -69,7 +70,10 @@ export class FileWatcher {
     try {
       const watcher = watch(dirname(target), { persistent: false }, (_event, filename) => {
         // No name (a platform that gives none): any change in the directory may be this one.
-        if (filename === null || filename === name) this.#notify();
+        if (filename !== null && filename !== name) return;
+        // Seen now, so that the next poll does not report (and the follower re-read) it again.
+        this.#last = signatureNow(this.#file);
+        this.#notify();
       });
       watcher.on("error", () => {
         // The directory went away, or the watch broke: the poll goes on, and starts another.
@@ -77,8 +81,11 @@ export class FileWatcher {
         if (this.#watcher === watcher) this.#watcher = undefined;
       });
       this.#watcher = watcher;
-    } catch {
-      // No directory yet (ENOENT), or no watch here: the poll sees the file once it is there.
+    } catch (error) {
+      // No directory yet (ENOENT): the poll tries again. No watches left: it stops trying, as
+      // each try is a blocking call on every poll for as long as the process runs.
+      const code = errorCode(error);
+      if (code === "ENOSPC" || code === "EMFILE") this.#useFsWatch = false;
     }
   }
 
@@ -90,6 +97,11 @@ export class FileWatcher {
       const seen = await signature(this.#file);
       if (seen !== this.#last) {
         this.#last = seen;
+        // A change fs.watch did not report: its watch may have died silently (the directory was
+        // removed and made again, a symlink now points elsewhere); a new one is cheap.
+        this.#watcher?.close();
+        this.#watcher = undefined;
+        this.#watchDirectory();
         this.#notify();
       }
     } finally {
@@ -99,21 +111,22 @@ export class FileWatcher {
 }
 
 /** The file's identity, size and times, or why it cannot be seen, as one comparable string. */
-async function signature(file: string): Promise<string> {
+function signature(file: string): Promise<string> {
+  return stat(file, { bigint: true }).then(describeStats, describeError);
+}
+
+/** `signature()`, synchronously: the same string for the same file. */
+function signatureNow(file: string): string {
   try {
-    return describeStats(await stat(file, { bigint: true }));
+    const stats = statSync(file, { bigint: true, throwIfNoEntry: false });
+    return stats === undefined ? "absent" : describeStats(stats);
   } catch (error) {
-    return errorCode(error) === "ENOENT" ? "absent" : `error ${errorCode(error) ?? String(error)}`;
+    return describeError(error);
   }
 }
 
-function signatureOf(read: () => BigIntStats | undefined): string {
-  try {
-    const stats = read();
-    return stats === undefined ? "absent" : describeStats(stats);
-  } catch (error) {
-    return `error ${errorCode(error) ?? String(error)}`;
-  }
+function describeError(error: unknown): string {
+  return errorCode(error) === "ENOENT" ? "absent" : `error ${errorCode(error) ?? String(error)}`;
 }
 
 // A rename gives the file a new inode, but a freed inode number may come back: size and the
