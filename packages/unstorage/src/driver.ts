@@ -232,7 +232,8 @@ export const aiokvDriver: (options: AioKVDriverOptions) => AioKVDriver = defineD
         }
         const events = waiting;
         waiting = undefined;
-        for (const event of events) apply(event);
+        // Stopped (unwatch, dispose) while the keys were read: nothing more is reported.
+        if (active) for (const event of events) apply(event);
         return unwatch;
       },
     };
