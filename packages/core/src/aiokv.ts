@@ -58,6 +58,16 @@ export interface AioKVOptions<T = JsonObject> {
    * @default false
    */
   readonly readOnly?: boolean;
+  /**
+   * Append each write to a journal beside the document (`<location>.journal`, one line per write,
+   * synced as the backend syncs) instead of rewriting the whole document, so that a write costs
+   * what it changes, not the document's size. The document is rewritten (compacted) once the
+   * journal outgrows it (or 64 KiB), and on `close()` and `compact()`, which leave the document
+   * alone holding everything. Needs a backend that can append (`appendJournal`: the file, memory).
+   * Every store reads and applies a journal it finds, whatever this says.
+   * @default false
+   */
+  readonly journal?: boolean;
 }
 
 /**
@@ -106,11 +116,23 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       );
     }
     this.#backend = backend;
+    if (options.journal !== undefined && typeof options.journal !== "boolean") {
+      throw new TypeError(`Cannot create store ${JSON.stringify(backend.location)}: the journal option must be true or false, received ${typeof options.journal}`);
+    }
+    const appends = ["readJournal", "appendJournal", "cutJournal"] as const;
+    if (options.journal === true && appends.some((method) => typeof backend[method] !== "function")) {
+      throw new TypeError(
+        `Cannot create store ${JSON.stringify(backend.location)} with journal: true: its backend cannot append (it has no ${appends.filter((method) => typeof backend[method] !== "function").join(", ")})`,
+      );
+    }
     this.#schema = options.schema === undefined ? undefined : new SchemaChecks(options.schema);
-    this.#queue = new CommitQueue(backend, this.#schema?.forLoad(backend.location), () => this.#lock.caughtUp());
     // Date.now looked up at each call: a test's fake timers replace it after the store is made.
     this.#clock = options.clock ?? (() => Date.now());
     this.#logger = options.logger ?? console;
+    this.#queue = new CommitQueue(backend, this.#schema?.forLoad(backend.location), () => this.#lock.caughtUp(), {
+      journal: options.journal === true && options.readOnly !== true,
+      onError: (message, error) => this.#logger.error(message, error),
+    });
     this.#locking = (options.lock ?? true) && options.readOnly !== true;
     for (const [key, value] of defaultEntries(options.defaults)) {
       try {
@@ -508,6 +530,22 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   }
 
   /**
+   * Rewrites the document with every change in it and empties its journal (`journal: true`, or a
+   * journal left by a store that did not close), after the writes called before it: the document
+   * alone then holds the whole store, as it does after `close()`. Without a journal, it waits for
+   * the writes called before it.
+   *
+   * @throws {StoreIOError} When the rewrite or emptying the journal fails; the journal then stays, and still applies.
+   * @throws {StoreLockedError} When another store owns the document.
+   * @throws {StoreReadOnlyError} When the store was opened with `readOnly: true`.
+   */
+  async compact(): Promise<void> {
+    this.#checkOpen("compact");
+    this.#checkWritable("compact");
+    await this.#locked("open", () => this.#queue.checkpoint());
+  }
+
+  /**
    * Waits for every pending write, then releases the owner lock (a follower stops watching). Later
    * calls reject; calls made before it still complete. Resolves when called again. Also
    * `await using kv = new AioKV(...)`.
@@ -520,6 +558,8 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       this.#follower?.close();
       await this.#queue.settled();
       if (this.#owned) {
+        // The document alone holds everything again, for readers that know nothing of journals.
+        if (!this.#queue.ousted) await this.#logFailure("rewrite the journal into the document of", () => this.#queue.checkpoint());
         this.#owned = false;
         await this.#logFailure("release the lock of", () => this.#backend.unlock?.());
       }

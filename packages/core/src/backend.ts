@@ -64,4 +64,22 @@ export interface Backend {
    * re-reads the document on every read.
    */
   watch?(onChange: () => void): () => void;
+  /**
+   * Optional, for `journal: true`: the journal beside the document (`<location>.journal`) as
+   * stored, bytes or text, `undefined` when there is none. AioKV reads it before the document
+   * and applies its records, whatever its own `journal` option says.
+   */
+  readJournal?(): Promise<string | Uint8Array | undefined>;
+  /**
+   * Optional, with `readJournal`: appends these bytes to the journal, creating it, durable as
+   * `write()` is (a synced file: the data synced, and its directory when the journal is new).
+   * Where the bytes are in place but syncing them failed, rejects with `UnsyncedWriteError`. An
+   * owner that lost its lock rejects with `StoreLockedError` and appends nothing.
+   */
+  appendJournal?(pieces: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Optional, with `readJournal`: cuts the journal back to its first `length` bytes (after a
+   * failed append, or a torn last record found on open); 0 removes it. Resolves when it is absent.
+   */
+  cutJournal?(length: number): Promise<void>;
 }

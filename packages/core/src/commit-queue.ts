@@ -1,11 +1,35 @@
 import type { Backend } from "./backend.js";
 import { combine, isEmptyDocument, StoredDocument, stagingBatch, type Batch, type LoadCheck } from "./document.js";
 import { isStoreFormatError, isStoreIOError, isStoreLockedError, isUnsyncedWriteError, StoreIOError } from "./errors.js";
+import { documentDigest, journalHeader, journalRecord, readJournal } from "./journal.js";
 
 interface PendingBatch extends Batch {
   readonly done: Promise<void>;
   resolve(): void;
   reject(error: unknown): void;
+}
+
+/** What the store knows of the journal beside the document, once read. */
+interface JournalState {
+  /** The bytes of its header and records: a new record goes after them; 0 starts a new journal. */
+  length: number;
+  /** It holds bytes past `length` (a torn record, a failed append, a stale journal): cut before the next append. */
+  excess: boolean;
+  /** The digest of the document as stored, which a new journal names as its base (journal mode only). */
+  base: Promise<string | null> | undefined;
+  /** The document's size as last read or written, for the compaction rule. */
+  documentBytes: number;
+}
+
+/** The journal is rewritten into the document once it is longer than the document, or than this. */
+export const MIN_COMPACTION_BYTES: number = 64 * 1024;
+
+/** Options of {@link CommitQueue} beyond its backend. */
+export interface QueueOptions {
+  /** Append each write to the backend's journal instead of replacing the document (`journal: true`). */
+  readonly journal?: boolean;
+  /** Told of a failure that no caller awaits (a compaction after its write resolved). */
+  readonly onError?: (message: string, error: unknown) => void;
 }
 
 /**
@@ -34,6 +58,12 @@ export class CommitQueue {
 
   readonly #check: LoadCheck | undefined;
   readonly #caughtUp: () => PromiseLike<void> | undefined;
+  readonly #journaling: boolean;
+  readonly #onError: ((message: string, error: unknown) => void) | undefined;
+  /** The journal's state, once read (with the document); `undefined` for a backend without one. */
+  #journal: JournalState | undefined;
+  /** A rewrite of the document that empties the journal, in flight: the next write waits for it. */
+  #compacting: Promise<void> | undefined;
 
   /**
    * @param backend Where the document lives.
@@ -41,10 +71,17 @@ export class CommitQueue {
    * @param caughtUp Resolves once the callers' operations called so far have staged their changes
    *   (`undefined` when they have): a new write waits for it, so that they share it.
    */
-  constructor(backend: Backend, check?: LoadCheck, caughtUp: () => PromiseLike<void> | undefined = () => undefined) {
+  constructor(backend: Backend, check?: LoadCheck, caughtUp: () => PromiseLike<void> | undefined = () => undefined, options: QueueOptions = {}) {
     this.#backend = backend;
     this.#check = check;
     this.#caughtUp = caughtUp;
+    this.#journaling = options.journal ?? false;
+    this.#onError = options.onError;
+  }
+
+  /** Where the journal lives: beside the document, `<location>.journal`. */
+  get journalLocation(): string {
+    return `${this.#backend.location}.journal`;
   }
 
   /**
@@ -131,6 +168,7 @@ export class CommitQueue {
   /** Forgets the document read, so that the next read starts from the backend (after it moved the document aside, or another owner wrote it). */
   forget(): void {
     this.#stored = undefined;
+    this.#journal = undefined;
     this.#ousted = false;
   }
 
@@ -164,10 +202,32 @@ export class CommitQueue {
    * its caller holds AioKV's lock, which that write would otherwise wait for.
    */
   async settled(): Promise<void> {
-    for (let batch = this.#pending ?? this.#writing; batch; batch = this.#pending ?? this.#writing) {
-      void this.#flush();
-      await batch.done.catch(noop);
+    for (;;) {
+      const batch = this.#pending ?? this.#writing;
+      if (batch !== undefined) {
+        void this.#flush();
+        await batch.done.catch(noop);
+      } else if (this.#compacting !== undefined) {
+        await this.#compacting;
+      } else {
+        return;
+      }
     }
+  }
+
+  /**
+   * Once every staged change is written, rewrites the document with every change in it and
+   * empties the journal, when the journal holds any record (`close()`, `compact()`): the document
+   * alone is then the whole store again, for readers that know nothing of journals.
+   *
+   * @throws {StoreIOError} When the rewrite or the cut fails; the journal then stays, and applies.
+   */
+  async checkpoint(): Promise<void> {
+    await this.settled();
+    const journal = this.#journal;
+    if (journal === undefined || this.#stored === undefined) return;
+    if (journal.length > 0) await this.#compactNow();
+    else await this.#cutJournal();
   }
 
   /**
@@ -200,6 +260,16 @@ export class CommitQueue {
     return this.#loading;
   }
 
+  /** The backend's journal as it is now; its errors wrapped as StoreIOError "read". */
+  async #readJournalSource(): Promise<string | Uint8Array | undefined> {
+    if (this.#backend.readJournal === undefined) return undefined;
+    try {
+      return await this.#backend.readJournal();
+    } catch (error) {
+      throw new StoreIOError("read", this.#backend.location, error);
+    }
+  }
+
   /** The backend's document as it is now, outside the document in memory; its errors wrapped as StoreIOError "read". */
   async readStored(): Promise<string | Uint8Array | undefined> {
     try {
@@ -210,7 +280,35 @@ export class CommitQueue {
   }
 
   async #read(): Promise<StoredDocument> {
-    return (await this.readDocument()) ?? new StoredDocument(this.#backend.location);
+    const { document, journal } = await this.#readBoth();
+    this.#journal ??= journal;
+    return document ?? new StoredDocument(this.#backend.location);
+  }
+
+  /**
+   * The document with the journal's records applied. The journal is read first: the document
+   * read after it is the one it extends, or a later one (rewritten by a compaction since) that
+   * holds its records, which the journal's base then tells apart.
+   */
+  async #readBoth(): Promise<{ document: StoredDocument | undefined; journal: JournalState | undefined }> {
+    const journalSource = await this.#readJournalSource();
+    const text = await this.readStored();
+    const location = this.#backend.location;
+    let digest: Promise<string | null> | undefined;
+    const base = (): Promise<string | null> => (digest ??= documentDigest(text));
+    // The digest is kept only where a new journal will name it, and computed off the thread meanwhile.
+    if (this.#journaling) void base().catch(noop);
+    const contents = journalSource === undefined ? undefined : await readJournal(journalSource, this.journalLocation, base, this.#check);
+    let document = text === undefined ? undefined : await StoredDocument.parse(text, location, this.#check);
+    if (contents?.batch !== undefined) {
+      document ??= new StoredDocument(location);
+      document.apply(contents.batch);
+    }
+    const journal =
+      this.#backend.readJournal === undefined
+        ? undefined
+        : { length: contents?.length ?? 0, excess: contents?.excess ?? false, base: this.#journaling ? base() : undefined, documentBytes: text?.length ?? 0 };
+    return { document, journal };
   }
 
   /**
@@ -221,8 +319,7 @@ export class CommitQueue {
    * @throws {StoreFormatError} When it does not load.
    */
   async readDocument(): Promise<StoredDocument | undefined> {
-    const text = await this.readStored();
-    return text === undefined ? undefined : StoredDocument.parse(text, this.#backend.location, this.#check);
+    return (await this.#readBoth()).document;
   }
 
   /**
@@ -241,19 +338,30 @@ export class CommitQueue {
 
   async #flush(): Promise<void> {
     const batch = this.#pending;
-    if (batch === undefined || this.#writing !== undefined) return;
+    if (batch === undefined || this.#writing !== undefined || this.#compacting !== undefined) return;
     this.#pending = undefined;
     this.#writing = batch;
+    let compact = false;
     try {
-      // Not yet read only when a clear below this batch failed: the changes go on what is stored.
-      const base = batch.cleared ? new StoredDocument(this.#backend.location) : (this.#stored ?? (await this.#load()));
-      const unsynced = await this.#persist(batch, base.render(batch));
+      const base = await this.#base(batch);
+      let unsynced: StoreIOError | undefined;
+      if (this.#journaling && this.#journal !== undefined) {
+        base.assertFits(batch);
+        unsynced = await this.#append(batch);
+      } else {
+        // A journal's records go into the document before anything else does (see #compactNow).
+        if (this.#journal !== undefined && this.#journal.length > 0 && this.#stored !== undefined) await this.#compact(this.#stored);
+        const pieces = base.render(batch);
+        unsynced = await this.#persist(batch, pieces);
+        await this.#cutAfterRewrite(batch.cleared && isEmptyDocument(pieces) ? undefined : pieces);
+      }
       // Applied even when unsynced: the backend holds the change, and memory must agree with it.
       base.apply(batch);
       this.#stored = base;
       this.onWritten?.(batch);
       if (unsynced !== undefined) throw unsynced;
       batch.resolve();
+      compact = this.#journaling && this.#journal !== undefined && this.#journal.length > Math.max(this.#journal.documentBytes, MIN_COMPACTION_BYTES);
     } catch (error) {
       // Unless applied above, the batch is dropped: what is stored, and the batch staged after it, stay as they were.
       // Its promise, not the batch: a store that never flushes keeps no failed changes alive.
@@ -262,11 +370,116 @@ export class CommitQueue {
       batch.reject(error);
     } finally {
       this.#writing = undefined;
-      void this.#flush();
+      if (compact) this.#startCompaction();
+      else void this.#flush();
     }
   }
 
-  /** Writes `data`; resolves the error for a write that is in place but not synced. */
+  /**
+   * What `batch` applies to: a new document for a clear, unless the journal takes it (then the
+   * document must be read, to know the journal); else the document read.
+   */
+  async #base(batch: Batch): Promise<StoredDocument> {
+    if (!batch.cleared) return this.#stored ?? (await this.#load());
+    if (this.#journaling && this.#journal === undefined) {
+      try {
+        await this.ready();
+      } catch (error) {
+        // A document or journal that does not load is emptied as a file store empties it: removed.
+        if (!isStoreFormatError(error)) throw error;
+      }
+    }
+    return new StoredDocument(this.#backend.location);
+  }
+
+  /** Appends `batch` to the journal as one record; resolves the error for a record in place but not synced. */
+  async #append(batch: Batch): Promise<StoreIOError | undefined> {
+    const journal = this.#journal as JournalState;
+    await this.#cutJournal();
+    const record = journalRecord(batch);
+    const pieces = journal.length === 0 ? [journalHeader(await (journal.base ?? documentDigest(undefined))), record] : [record];
+    const size = byteLength(pieces);
+    try {
+      await this.#backend.appendJournal?.(pieces);
+    } catch (error) {
+      if (isUnsyncedWriteError(error)) {
+        journal.length += size;
+        return new StoreIOError("sync", this.#backend.location, error.cause);
+      }
+      // Part of the record may be there: it is cut off now, or before the next record goes after it.
+      journal.excess = true;
+      if (!isStoreLockedError(error)) await this.#cutJournal().catch(noop);
+      if (isStoreIOError(error) || isStoreLockedError(error)) throw error;
+      throw new StoreIOError("write", this.#backend.location, error);
+    }
+    journal.length += size;
+    return undefined;
+  }
+
+  /** Cuts what the journal holds past its known length, if anything. */
+  async #cutJournal(): Promise<void> {
+    const journal = this.#journal;
+    if (journal === undefined || !journal.excess || this.#backend.cutJournal === undefined) return;
+    try {
+      await this.#backend.cutJournal(journal.length);
+    } catch (error) {
+      throw isStoreLockedError(error) || isStoreIOError(error) ? error : new StoreIOError("write", this.#backend.location, error);
+    }
+    journal.excess = false;
+  }
+
+  /** After the document was rewritten whole (`pieces`; `undefined`: removed), the journal is stale: it is cut. */
+  async #cutAfterRewrite(pieces: readonly Uint8Array[] | undefined): Promise<void> {
+    if (this.#backend.cutJournal === undefined) return;
+    const known = this.#journal;
+    const base = this.#journaling ? documentDigest(pieces) : undefined;
+    base?.catch(noop);
+    this.#journal = { length: 0, excess: known === undefined || known.length > 0 || known.excess, base, documentBytes: byteLength(pieces ?? []) };
+    // A failure here fails nothing written: the journal names the old document, and the next write cuts it first.
+    await this.#cutJournal().catch(noop);
+  }
+
+  #startCompaction(): void {
+    const compaction = this.#compactNow()
+      .catch((error: unknown) => this.#onError?.(`Cannot rewrite the journal ${JSON.stringify(this.journalLocation)} into its document`, error))
+      .finally(() => {
+        this.#compacting = undefined;
+        void this.#flush();
+      });
+    this.#compacting = compaction;
+  }
+
+  /** Rewrites the document with everything written, then empties the journal. */
+  async #compactNow(): Promise<void> {
+    const stored = this.#stored;
+    if (stored !== undefined) await this.#compact(stored);
+  }
+
+  /**
+   * Writes `document` whole (a file's atomic replace), then cuts the journal to nothing. Until the
+   * cut, the journal names the document it extended, which is no longer there: it is stale, and
+   * an open skips it; so a crash between the two loses nothing and applies nothing twice. The
+   * document written holds exactly what the journal's records made, never a later change: were
+   * the new bytes equal to the old ones, a stale journal would be taken as current, and its
+   * records applied to a document that already has them must then change nothing.
+   */
+  async #compact(document: StoredDocument): Promise<void> {
+    const journal = this.#journal;
+    if (journal === undefined) return;
+    const pieces = document.render();
+    const empty = isEmptyDocument(pieces);
+    const digest = this.#journaling ? documentDigest(empty ? undefined : pieces) : undefined;
+    digest?.catch(noop);
+    const unsynced = await this.#persist({ cleared: empty, changes: new Map() }, pieces);
+    journal.length = 0;
+    journal.excess = true;
+    journal.base = digest;
+    journal.documentBytes = byteLength(pieces);
+    await this.#cutJournal();
+    if (unsynced !== undefined) throw unsynced;
+  }
+
+/** Writes `data`; resolves the error for a write that is in place but not synced. */
   async #persist(batch: Batch, data: Uint8Array[]): Promise<StoreIOError | undefined> {
     const remove = batch.cleared && isEmptyDocument(data);
     try {
@@ -281,6 +494,10 @@ export class CommitQueue {
 }
 
 function noop(): void {}
+
+function byteLength(pieces: readonly Uint8Array[]): number {
+  return pieces.reduce((total, piece) => total + piece.length, 0);
+}
 
 function pendingBatch(): PendingBatch {
   let resolve!: () => void;

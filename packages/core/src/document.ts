@@ -219,6 +219,16 @@ export class StoredDocument {
     return parts.length === 0 ? [bytes.empty] : frame(parts);
   }
 
+  /**
+   * Throws what `render(batch)` would, without rendering: for a write that goes elsewhere (the journal).
+   *
+   * @throws {RangeError} When the document would be longer than a string can be.
+   */
+  assertFits(batch: Batch): void {
+    this.#index();
+    this.#checkLength(batch);
+  }
+
   /** Applies `batch` in place. */
   apply(batch: Batch): void {
     this.#index();
@@ -404,7 +414,7 @@ function mayNestDeeper(text: string): boolean {
 }
 
 /** Whether `value` nests deeper than `levels` containers; stops as soon as it finds so (no deeper recursion). */
-function nestsDeeper(value: unknown, levels: number): boolean {
+export function nestsDeeper(value: unknown, levels: number): boolean {
   if (typeof value !== "object" || value === null) return false;
   if (levels === 0) return true;
   // An indexed loop for arrays: for...in over an array costs several times as much.

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
-import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, truncate, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { errorCode, StoreLockedError, unlessAbsent, UnsyncedWriteError, type Backend } from "@aiokv/core";
 import { FileWatcher } from "./file-watcher.js";
@@ -66,6 +66,13 @@ export class FileBackend implements Backend {
   readonly #pollInterval: number;
   readonly #fsWatch: boolean;
   #lock: OwnerLock | undefined;
+  /** The journal (`<file>.journal`), open for appending while this handle appends to it. */
+  #journal: { handle: FileHandle; size: number } | undefined;
+
+  /** The journal's path: beside the state file (the link, where it is one), `<file>.journal`. */
+  get journalLocation(): string {
+    return `${this.location}.journal`;
+  }
 
   /**
    * @param file The state file's path; relative paths resolve against the current directory now.
@@ -108,8 +115,11 @@ export class FileBackend implements Backend {
    * `stat` every `pollInterval` ms catches what that misses. Neither keeps the process alive.
    */
   watch(onChange: () => void): () => void {
-    const watcher = new FileWatcher(this.location, onChange, this.#pollInterval, this.#fsWatch);
-    return () => watcher.stop();
+    // The journal too: in journal mode, most writes append to it and leave the file alone.
+    const watchers = [this.location, this.journalLocation].map((file) => new FileWatcher(file, onChange, this.#pollInterval, this.#fsWatch));
+    return () => {
+      for (const watcher of watchers) watcher.stop();
+    };
   }
 
   /**
@@ -127,7 +137,72 @@ export class FileBackend implements Backend {
   async unlock(): Promise<void> {
     const lock = this.#lock;
     this.#lock = undefined;
+    await this.#closeJournal();
     await lock?.release();
+  }
+
+  /** Closes the journal's handle, kept open between appends. */
+  async close(): Promise<void> {
+    await this.#closeJournal();
+  }
+
+  /** The journal's bytes, undecoded, as `read()` gives the file's. */
+  readJournal(): Promise<Uint8Array | undefined> {
+    return unlessAbsent(readFile(this.journalLocation));
+  }
+
+  /**
+   * Appends to the journal, creating it with the state file's mode. Synced: `fdatasync`, and the
+   * directory when the journal is new, before it resolves. Every byte is written or it rejects
+   * (the store then cuts the journal back to where the record began).
+   */
+  async appendJournal(pieces: readonly Uint8Array[]): Promise<void> {
+    await this.#lock?.assertHeld(this.location);
+    let created = false;
+    if (this.#journal === undefined) {
+      let handle = await unlessAbsent(open(this.journalLocation, "r+"));
+      if (handle === undefined) {
+        const existing = await unlessAbsent(stat(this.location));
+        const mode = existing ? existing.mode & 0o7777 : this.#mode;
+        handle = await openNew(this.journalLocation, mode);
+        created = true;
+        // The umask would narrow it: the journal holds what the file holds, with the file's mode.
+        await handle.chmod(mode);
+      }
+      this.#journal = { handle, size: (await handle.stat()).size };
+    }
+    const journal = this.#journal;
+    await writeAll(journal.handle, pieces, journal.size);
+    journal.size += byteLength(pieces);
+    if (!this.#sync) return;
+    try {
+      await journal.handle.datasync();
+      if (created) await syncDirectory(dirname(this.journalLocation));
+    } catch (error) {
+      // The bytes are in the journal (a reader sees them): what failed is only making them durable.
+      throw new UnsyncedWriteError(error);
+    }
+  }
+
+  /** Cuts the journal to its first `length` bytes; 0 removes it (its directory unsynced: a journal that comes back names the document before, so it is skipped). */
+  async cutJournal(length: number): Promise<void> {
+    await this.#lock?.assertHeld(this.location);
+    if (length === 0) {
+      await this.#closeJournal();
+      await unlessAbsent(unlink(this.journalLocation));
+      return;
+    }
+    if (this.#journal === undefined) await truncate(this.journalLocation, length);
+    else {
+      await this.#journal.handle.truncate(length);
+      this.#journal.size = length;
+    }
+  }
+
+  async #closeJournal(): Promise<void> {
+    const journal = this.#journal;
+    this.#journal = undefined;
+    await journal?.handle.close().catch(() => {});
   }
 
   /** The file's bytes, undecoded: AioKV decodes them strictly, so bytes that are not UTF-8 are reported, not replaced. */
@@ -186,7 +261,11 @@ export class FileBackend implements Backend {
    * the evidence stays, and the next write starts a new file.
    */
   async moveAside(suffix: string): Promise<string | undefined> {
-    return (await this.#moveTarget((target) => `${target}.${suffix}`))?.moved;
+    const moved = (await this.#moveTarget((target) => `${target}.${suffix}`))?.moved;
+    // The journal goes with it (after it: a journal left behind names the document that went, so it is skipped).
+    await this.#closeJournal();
+    const journal = await unlessAbsent(rename(this.journalLocation, `${this.journalLocation}.${suffix}`).then(() => `${this.journalLocation}.${suffix}`));
+    return moved ?? journal;
   }
 
   /** Removes the file (a symlink's target, so that a link stays one): renamed to a temp name, then unlinked. */
@@ -262,22 +341,22 @@ async function removeLeftovers(target: string): Promise<void> {
   await Promise.all(leftovers.map((name) => unlink(join(dirname(target), name)).catch(() => {})));
 }
 
-async function openNew(path: string): Promise<FileHandle> {
+async function openNew(path: string, mode = 0o600): Promise<FileHandle> {
   try {
-    return await open(path, "wx", 0o600);
+    return await open(path, "wx", mode);
   } catch (error) {
     if (errorCode(error) !== "ENOENT") throw error;
     await mkdir(dirname(path), { recursive: true });
-    return await open(path, "wx", 0o600);
+    return await open(path, "wx", mode);
   }
 }
 
 // One writev of every piece. A short write (a filling disk, RLIMIT_FSIZE, more pieces than
 // IOV_MAX) writes the rest again, which then fails with the real error (ENOSPC, EFBIG) instead of
 // leaving a truncated file to be renamed into place.
-async function writeAll(handle: FileHandle, pieces: readonly Uint8Array[]): Promise<void> {
+async function writeAll(handle: FileHandle, pieces: readonly Uint8Array[], start = 0): Promise<void> {
   let rest = pieces.filter((piece) => piece.length > 0);
-  let position = 0;
+  let position = start;
   while (rest.length > 0) {
     const { bytesWritten } = await handle.writev(rest, position);
     if (bytesWritten <= 0) throw new Error(`Cannot write: the file system accepted 0 of ${byteLength(rest)} bytes`);

@@ -16,6 +16,7 @@ const file = "/store.json";
 // Strict, keeping a BOM: the text is what AioKV would decode from a file's bytes.
 const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const temp = "/store.json.tmp";
+const journal = "/store.json.journal";
 
 /**
  * A document held in memory, for unit tests: `AioKV` on it behaves as on a file, errors included
@@ -97,18 +98,42 @@ export class MemoryBackend implements Backend {
     return Promise.resolve();
   }
 
-  /** Renames the document within the volume; its new location is `<location>.<suffix>`, read back with {@link readAside}. */
+  /**
+   * Renames the document within the volume, and its journal after it; the document's new location
+   * is `<location>.<suffix>` (the journal's `<location>.journal.<suffix>`), read back with {@link readAside}.
+   */
   async moveAside(suffix: string): Promise<string | undefined> {
     const aside = `${this.location}.${suffix}`;
     const moved = await unlessAbsent(this.#fs.rename(file, `${file}.${suffix}`).then(() => aside));
-    if (moved !== undefined) this.#changed();
-    return moved;
+    const journalAside = await unlessAbsent(this.#fs.rename(journal, `${journal}.${suffix}`).then(() => `${this.location}.journal.${suffix}`));
+    if (moved !== undefined || journalAside !== undefined) this.#changed();
+    return moved ?? journalAside;
+  }
+
+  /** The journal's bytes (`journal: true`), as a file's would be; `undefined` when there is none. */
+  async readJournal(): Promise<Uint8Array | undefined> {
+    const bytes = await unlessAbsent(this.#fs.readFile(journal));
+    return typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+  }
+
+  /** Appends to the journal, creating it. */
+  async appendJournal(pieces: readonly Uint8Array[]): Promise<void> {
+    await this.#fs.appendFile(journal, Buffer.concat(pieces));
+    this.#changed();
+  }
+
+  /** Cuts the journal to its first `length` bytes; 0 removes it. */
+  async cutJournal(length: number): Promise<void> {
+    if (length === 0) await unlessAbsent(this.#fs.unlink(journal));
+    else await this.#fs.truncate(journal, length);
   }
 
   /** The text of a document that `moveAside` (`quarantine()`) moved to `location`. */
   async readAside(location: string): Promise<string | undefined> {
     const prefix = `${this.location}.`;
-    return location.startsWith(prefix) ? this.#readFile(`${file}.${location.slice(prefix.length)}`) : undefined;
+    if (!location.startsWith(prefix)) return undefined;
+    const rest = location.slice(prefix.length);
+    return this.#readFile(rest.startsWith("journal.") ? `${journal}.${rest.slice("journal.".length)}` : `${file}.${rest}`);
   }
 
   async remove(): Promise<void> {
