@@ -19,6 +19,8 @@ interface JournalState {
   base: Promise<string | null> | undefined;
   /** The document's size as last read or written, for the compaction rule. */
   documentBytes: number;
+  /** Compact once `length` passes this: the document's size (or 64 KiB), and as much again after a failed compaction. */
+  compactAfter: number;
 }
 
 /** The journal is rewritten into the document once it is longer than the document, or than this. */
@@ -307,7 +309,13 @@ export class CommitQueue {
     const journal =
       this.#backend.readJournal === undefined
         ? undefined
-        : { length: contents?.length ?? 0, excess: contents?.excess ?? false, base: this.#journaling ? base() : undefined, documentBytes: text?.length ?? 0 };
+        : {
+            length: contents?.length ?? 0,
+            excess: contents?.excess ?? false,
+            base: this.#journaling ? base() : undefined,
+            documentBytes: text?.length ?? 0,
+            compactAfter: compactionSize(text?.length ?? 0),
+          };
     return { document, journal };
   }
 
@@ -361,7 +369,7 @@ export class CommitQueue {
       this.onWritten?.(batch);
       if (unsynced !== undefined) throw unsynced;
       batch.resolve();
-      compact = this.#journaling && this.#journal !== undefined && this.#journal.length > Math.max(this.#journal.documentBytes, MIN_COMPACTION_BYTES);
+      compact = this.#journaling && this.#journal !== undefined && this.#journal.length > this.#journal.compactAfter;
     } catch (error) {
       // Unless applied above, the batch is dropped: what is stored, and the batch staged after it, stay as they were.
       // Its promise, not the batch: a store that never flushes keeps no failed changes alive.
@@ -434,14 +442,20 @@ export class CommitQueue {
     const known = this.#journal;
     const base = this.#journaling ? documentDigest(pieces) : undefined;
     base?.catch(noop);
-    this.#journal = { length: 0, excess: known === undefined || known.length > 0 || known.excess, base, documentBytes: byteLength(pieces ?? []) };
+    const documentBytes = byteLength(pieces ?? []);
+    this.#journal = { length: 0, excess: known === undefined || known.length > 0 || known.excess, base, documentBytes, compactAfter: compactionSize(documentBytes) };
     // A failure here fails nothing written: the journal names the old document, and the next write cuts it first.
     await this.#cutJournal().catch(noop);
   }
 
   #startCompaction(): void {
     const compaction = this.#compactNow()
-      .catch((error: unknown) => this.#onError?.(`Cannot rewrite the journal ${JSON.stringify(this.journalLocation)} into its document`, error))
+      .catch((error: unknown) => {
+        // Tried again once the journal has grown as much again: not after every write while a full disk lasts.
+        const journal = this.#journal;
+        if (journal !== undefined) journal.compactAfter = journal.length + compactionSize(journal.documentBytes);
+        this.#onError?.(`Cannot rewrite the journal ${JSON.stringify(this.journalLocation)} into its document`, error);
+      })
       .finally(() => {
         this.#compacting = undefined;
         void this.#flush();
@@ -475,6 +489,7 @@ export class CommitQueue {
     journal.excess = true;
     journal.base = digest;
     journal.documentBytes = byteLength(pieces);
+    journal.compactAfter = compactionSize(journal.documentBytes);
     await this.#cutJournal();
     if (unsynced !== undefined) throw unsynced;
   }
@@ -494,6 +509,11 @@ export class CommitQueue {
 }
 
 function noop(): void {}
+
+/** How long a journal may grow over a document of `documentBytes`: as long as it, so compaction costs O(1) a byte appended. */
+function compactionSize(documentBytes: number): number {
+  return Math.max(documentBytes, MIN_COMPACTION_BYTES);
+}
 
 function byteLength(pieces: readonly Uint8Array[]): number {
   return pieces.reduce((total, piece) => total + piece.length, 0);
