@@ -1,6 +1,6 @@
 import { AioKV, CorruptStoreError, StoreIOError } from "@aiokv/core";
 import { describe, expect, it } from "vitest";
-import { recordingLogger, type HarnessFactory } from "./harness.js";
+import { recordingLogger, storeOptions, type HarnessFactory } from "./harness.js";
 import { instrumentedOpener, parsed, reopened, type OpenInstrumented } from "./support.js";
 
 /**
@@ -128,7 +128,7 @@ function batchTests(open: OpenInstrumented): void {
     await kv.clear();
     expect(await kv.keys()).toStrictEqual([]);
     await kv.close();
-    expect(await new AioKV(h.backend()).keys()).toStrictEqual([]);
+    expect(await new AioKV(h.backend(), storeOptions(h)).keys()).toStrictEqual([]);
   });
 
   it("setMany() stores an object's entries, or [key, value] pairs, in one write", async () => {

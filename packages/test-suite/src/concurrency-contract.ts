@@ -1,6 +1,6 @@
 import { AioKV, StoreIOError, UnsyncedWriteError, type AioKVOptions, type Backend } from "@aiokv/core";
 import { describe, expect, it } from "vitest";
-import { recordingLogger, until, type HarnessFactory } from "./harness.js";
+import { journalMethods, recordingLogger, storeOptions, until, type HarnessFactory } from "./harness.js";
 import { hasSettled, instrumentedOpener, opener, parsed, reopen, type Open, type OpenedInstrumented, type OpenInstrumented } from "./support.js";
 
 /**
@@ -344,8 +344,17 @@ function unsyncedWriteTests(makeHarness: HarnessFactory): void {
         if (unsynced) throw new UnsyncedWriteError(cause);
       },
     };
+    // A journal store's writes are appends: as a journal whose fdatasync fails, the record is in place.
+    if (h.storeOptions?.journal === true) {
+      Object.assign(backend, journalMethods(inner), {
+        async appendJournal(pieces: readonly Uint8Array[]) {
+          await inner.appendJournal?.(pieces);
+          if (unsynced) throw new UnsyncedWriteError(cause);
+        },
+      });
+    }
     const logger = recordingLogger();
-    const kv = new AioKV(backend, { logger });
+    const kv = new AioKV(backend, storeOptions(h, { logger }));
     await kv.set("a", 1);
     unsynced = true;
     const failures = await Promise.all([kv.set("a", 2), kv.set("b", 3)].map((p) => p.catch((e: unknown) => e)));

@@ -1,6 +1,6 @@
 import { AioKV, CorruptStoreError, isStoreReadOnlyError, StoreReadOnlyError, type Backend, type StoreChange } from "@aiokv/core";
 import { describe, expect, it, type TestContext } from "vitest";
-import { skipWithout, type HarnessFactory } from "./harness.js";
+import { journalMethods, skipWithout, storeOptions, type HarnessFactory } from "./harness.js";
 import { eventually, moment, rejection } from "./support.js";
 
 /**
@@ -17,10 +17,10 @@ export function followContract(name: string, makeHarness: HarnessFactory): void 
   describe(`${name} store contract: followers (readOnly)`, () => {
     it("refuse every change with StoreReadOnlyError while another store owns the document, writing nothing", async () => {
       const h = await makeHarness();
-      const owner = new AioKV(h.backend());
+      const owner = new AioKV(h.backend(), storeOptions(h));
       await owner.set("a", 1);
       const before = await h.peek();
-      const follower = new AioKV(h.backend(), { readOnly: true });
+      const follower = new AioKV(h.backend(), storeOptions(h, { readOnly: true }));
       expect(follower.readOnly).toBe(true);
       expect(owner.readOnly).toBe(false);
       const changes: Array<[string, () => Promise<unknown>]> = [
@@ -85,7 +85,7 @@ export function followContract(name: string, makeHarness: HarnessFactory): void 
       const h = await makeHarness();
       skipWithout(context, h.backend(), "watch");
       await h.plant('{"a": 1}');
-      const follower = new AioKV(h.backend(), { readOnly: true });
+      const follower = new AioKV(h.backend(), storeOptions(h, { readOnly: true }));
       const seen: StoreChange[] = [];
       follower.watch((change) => void seen.push(change));
       expect(await follower.get("a")).toBe(1);
@@ -107,10 +107,17 @@ export function followContract(name: string, makeHarness: HarnessFactory): void 
     it("on a backend without watch(), read the document again on every read", async () => {
       const h = await makeHarness();
       const inner = h.backend();
-      // Only what every backend has: no watch(), so nothing tells the follower of a change.
-      const bare: Backend = { location: inner.location, read: () => inner.read(), write: (pieces) => inner.write(pieces), remove: () => inner.remove() };
-      const owner = new AioKV(h.backend());
-      const follower = new AioKV(bare, { readOnly: true });
+      // Only what every backend has: no watch(), so nothing tells the follower of a change. (On a
+      // journal harness, the journal's methods too: without them the owner's appends are unseen.)
+      const bare: Backend = {
+        location: inner.location,
+        read: () => inner.read(),
+        write: (pieces) => inner.write(pieces),
+        remove: () => inner.remove(),
+        ...(h.storeOptions?.journal === true && journalMethods(inner)),
+      };
+      const owner = new AioKV(h.backend(), storeOptions(h));
+      const follower = new AioKV(bare, storeOptions(h, { readOnly: true }));
       const seen: StoreChange[] = [];
       follower.watch((change) => void seen.push(change));
       expect(await follower.getAll()).toStrictEqual({});
@@ -153,9 +160,9 @@ export function followContract(name: string, makeHarness: HarnessFactory): void 
 async function following(context: TestContext, makeHarness: HarnessFactory, contents: Record<string, number>): Promise<{ owner: AioKV; follower: AioKV; seen: StoreChange[] }> {
   const h = await makeHarness();
   skipWithout(context, h.backend(), "watch");
-  const owner = new AioKV(h.backend());
+  const owner = new AioKV(h.backend(), storeOptions(h));
   if (Object.keys(contents).length > 0) await owner.setMany(contents);
-  const follower = new AioKV(h.backend(), { readOnly: true });
+  const follower = new AioKV(h.backend(), storeOptions(h, { readOnly: true }));
   const seen: StoreChange[] = [];
   follower.watch((change) => void seen.push(change));
   expect(await follower.getAll()).toStrictEqual(contents);

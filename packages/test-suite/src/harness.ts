@@ -1,4 +1,4 @@
-import type { Backend, Logger } from "@aiokv/core";
+import type { AioKVOptions, Backend, JsonObject, Logger } from "@aiokv/core";
 import type { TestContext } from "vitest";
 
 /** What a contract suite needs from a backend under test: fresh per test, one storage each. */
@@ -7,13 +7,45 @@ export interface Harness {
   backend(): Backend;
   /** Puts raw text where the document lives, or removes it (`undefined`), without aiokv. */
   plant(text: string | undefined): Promise<void>;
-  /** The raw text where the document lives, or `undefined`, read without aiokv. */
+  /**
+   * The raw text where the document lives, or `undefined`, read without aiokv. On a harness whose
+   * stores keep a journal (`storeOptions.journal`), what the document and its journal hold
+   * together, as a compaction would write it: see {@link journalHarness}.
+   */
   peek(): Promise<string | undefined>;
   /**
    * Optional: the raw text at another location, such as where `quarantine()` moved a document;
    * without it, the tests that read a moved document are skipped.
    */
   peekAt?(location: string): Promise<string | undefined>;
+  /**
+   * Optional: options every store the suite opens on this harness gets (`{ journal: true }` runs
+   * the whole contract on journal stores). A test's own options win where they name the same
+   * option, except `journal`, which stays the harness's. With `journal: true`, `peek()` answers
+   * what a reader of the document and its journal would see: see {@link Harness.peek}.
+   */
+  readonly storeOptions?: HarnessStoreOptions;
+}
+
+/** The store options a harness can give every store: those that do not type the store (no schema, no defaults). */
+export type HarnessStoreOptions = Omit<AioKVOptions, "schema" | "defaults">;
+
+/**
+ * The options a store opened on `h` by a test that asks for `options` gets: the harness's
+ * `storeOptions`, then the test's, the harness's `journal` kept.
+ */
+export function storeOptions<T = JsonObject>(h: Harness, options: AioKVOptions<T> = {}): AioKVOptions<T> {
+  const journal = h.storeOptions?.journal;
+  return { ...h.storeOptions, ...options, ...(journal !== undefined && { journal }) };
+}
+
+/** The journal methods `backend` has (`readJournal`, `appendJournal`, `cutJournal`), bound to it, to give a wrapper of it. */
+export function journalMethods(backend: Backend): Pick<Backend, "readJournal" | "appendJournal" | "cutJournal"> {
+  return {
+    ...(backend.readJournal && { readJournal: backend.readJournal.bind(backend) }),
+    ...(backend.appendJournal && { appendJournal: backend.appendJournal.bind(backend) }),
+    ...(backend.cutJournal && { cutJournal: backend.cutJournal.bind(backend) }),
+  };
 }
 
 /** Makes a fresh harness; called once per test. */
@@ -29,6 +61,8 @@ export function recordingLogger(): Logger & { readonly calls: Array<[string, unk
  * A Backend that passes through to `inner`, counts writes, and can hold or fail the next write.
  * Faults of a real backend are tested with real faults in the backend's own tests; this one
  * exercises AioKV's handling of them (group commit, rollback) identically on every backend.
+ * An append to the journal (`journal: true`) is a write here as a replace is: counted, held and
+ * failed (before anything is appended) the same way; cutting the journal passes through.
  */
 export function instrumented(inner: Backend): Backend & {
   writes: number;
@@ -49,15 +83,26 @@ export function instrumented(inner: Backend): Backend & {
     ...(inner.moveAside && { moveAside: inner.moveAside.bind(inner) }),
     ...(inner.close && { close: inner.close.bind(inner) }),
     ...(inner.watch && { watch: inner.watch.bind(inner) }),
+    ...journalMethods(inner),
+    ...(inner.appendJournal && {
+      appendJournal: async (pieces: readonly Uint8Array[]): Promise<void> => {
+        await counted();
+        await inner.appendJournal?.(pieces);
+      },
+    }),
     async write(pieces: readonly Uint8Array[]): Promise<void> {
-      wrapper.writes++;
-      const failure = wrapper.failNext;
-      wrapper.failNext = undefined;
-      await gate.passed();
-      if (failure) throw failure;
+      await counted();
       await inner.write(pieces);
     },
   };
+  /** Counts a write, waits for the gate, and throws the failure set for it. */
+  async function counted(): Promise<void> {
+    wrapper.writes++;
+    const failure = wrapper.failNext;
+    wrapper.failNext = undefined;
+    await gate.passed();
+    if (failure) throw failure;
+  }
   return wrapper;
 }
 

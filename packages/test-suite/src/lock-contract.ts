@@ -1,6 +1,6 @@
 import { AioKV, isStoreLockedError, StoreIOError, StoreLockedError } from "@aiokv/core";
 import { describe, expect, it } from "vitest";
-import { recordingLogger, skipWithout, type HarnessFactory } from "./harness.js";
+import { recordingLogger, skipWithout, storeOptions, type HarnessFactory } from "./harness.js";
 import { eachReadRejects, escape, instrumentedOpener, opener, rejection, type Open, type OpenInstrumented } from "./support.js";
 
 /**
@@ -28,7 +28,7 @@ function ownershipTests(open: Open): void {
     const { h, kv } = await open();
     skipWithout(context, h.backend(), "lock");
     await kv.set("a", 1);
-    const second = new AioKV(h.backend(), { logger });
+    const second = new AioKV(h.backend(), storeOptions(h, { logger }));
     await eachReadRejects(second, (error) => {
       expect(error).toBeInstanceOf(StoreLockedError);
       expect(isStoreLockedError(error)).toBe(true);
@@ -46,7 +46,7 @@ function ownershipTests(open: Open): void {
     const { h, kv } = await open();
     skipWithout(context, h.backend(), "lock", "unlock");
     await kv.set("a", 1);
-    const second = new AioKV(h.backend());
+    const second = new AioKV(h.backend(), storeOptions(h));
     await expect(second.get("a")).rejects.toBeInstanceOf(StoreLockedError);
     await kv.close();
     expect(await second.get("a")).toBe(1);
@@ -57,7 +57,7 @@ function ownershipTests(open: Open): void {
   it("lock: false lets two stores open the same storage", async () => {
     const { h, kv } = await open({ lock: false });
     await kv.set("a", 1);
-    const second = new AioKV(h.backend(), { lock: false });
+    const second = new AioKV(h.backend(), storeOptions(h, { lock: false }));
     expect(await second.get("a")).toBe(1);
   });
 }
@@ -92,7 +92,7 @@ function closeTests(open: Open, openInstrumented: OpenInstrumented, makeHarness:
     );
     await kv.close();
     expect(await failing).toBeInstanceOf(StoreIOError);
-    const reopened = new AioKV(h.backend());
+    const reopened = new AioKV(h.backend(), storeOptions(h));
     expect(await reopened.get("a")).toBe(undefined);
     await reopened.close();
   });
@@ -100,10 +100,10 @@ function closeTests(open: Open, openInstrumented: OpenInstrumented, makeHarness:
   it("await using closes the store at the end of the block", async () => {
     const h = await makeHarness();
     {
-      await using kv = new AioKV(h.backend());
+      await using kv = new AioKV(h.backend(), storeOptions(h));
       await kv.set("a", 1);
     }
-    await using again = new AioKV(h.backend());
+    await using again = new AioKV(h.backend(), storeOptions(h));
     expect(await again.get("a")).toBe(1);
   });
 

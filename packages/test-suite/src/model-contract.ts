@@ -1,7 +1,7 @@
 import { AioKV, isStoreFormatError, type JsonValue } from "@aiokv/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { HarnessFactory } from "./harness.js";
+import { storeOptions, type HarnessFactory } from "./harness.js";
 
 type Model = Map<string, JsonValue>;
 interface Real {
@@ -115,10 +115,10 @@ export function modelContract(name: string, makeHarness: HarnessFactory, numRuns
         fc.asyncProperty(fc.commands(commands, { maxCommands: 30 }), async (cmds) => {
           const h = await makeHarness();
           const real: Real = {
-            kv: new AioKV(h.backend()),
+            kv: new AioKV(h.backend(), storeOptions(h)),
             reopen: async () => {
               await real.kv.close();
-              real.kv = new AioKV(h.backend());
+              real.kv = new AioKV(h.backend(), storeOptions(h));
             },
           };
           await fc.asyncModelRun(() => ({ model: new Map(), real }), cmds);
@@ -139,7 +139,7 @@ export function modelContract(name: string, makeHarness: HarnessFactory, numRuns
         fc.asyncProperty(text, async (planted) => {
           const h = await makeHarness();
           await h.plant(planted);
-          const kv = new AioKV(h.backend(), { logger: { error() {} } });
+          const kv = new AioKV(h.backend(), storeOptions(h, { logger: { error() {} } }));
           const outcome = await kv.getAll().then(
             (all) => ({ all }),
             (error: unknown) => ({ error }),
@@ -171,7 +171,7 @@ export function modelContract(name: string, makeHarness: HarnessFactory, numRuns
       await fc.assert(
         fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
           const h = await makeHarness();
-          const kv = new AioKV(h.backend());
+          const kv = new AioKV(h.backend(), storeOptions(h));
           const model: Model = new Map();
           const calls = ops.map((o): Promise<unknown> => {
             switch (o[0]) {
@@ -194,7 +194,7 @@ export function modelContract(name: string, makeHarness: HarnessFactory, numRuns
           });
           await Promise.all(calls);
           await kv.close();
-          const reopened = new AioKV(h.backend());
+          const reopened = new AioKV(h.backend(), storeOptions(h));
           expectSame(await reopened.getAll(), model);
           await reopened.close();
         }),

@@ -1,6 +1,6 @@
 import { AioKV, CorruptStoreError, InvalidStoreShapeError } from "@aiokv/core";
 import { describe, expect, it } from "vitest";
-import { recordingLogger, skipWithout, type HarnessFactory } from "./harness.js";
+import { journalMethods, recordingLogger, skipWithout, storeOptions, type HarnessFactory } from "./harness.js";
 import { instrumentedOpener, peekAtOrSkip, reopened } from "./support.js";
 
 /**
@@ -66,7 +66,9 @@ export function quarantineContract(name: string, makeHarness: HarnessFactory): v
     it("rejects, moving nothing, on a backend that cannot move a document aside", async () => {
       const h = await makeHarness();
       const inner = h.backend();
-      const kv = new AioKV({ location: inner.location, read: () => inner.read(), write: (pieces) => inner.write(pieces), remove: () => inner.remove() });
+      // No moveAside(); on a journal harness, the journal's methods, which a journal store needs.
+      const bare = { location: inner.location, read: () => inner.read(), write: (pieces: readonly Uint8Array[]) => inner.write(pieces), remove: () => inner.remove() };
+      const kv = new AioKV(h.storeOptions?.journal === true ? { ...bare, ...journalMethods(inner) } : bare, storeOptions(h));
       await h.plant("{");
       await expect(kv.quarantine()).rejects.toThrow(
         `Cannot quarantine store ${JSON.stringify(kv.location)}: its backend cannot move a document aside (clear() removes it)`,

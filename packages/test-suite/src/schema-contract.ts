@@ -1,7 +1,7 @@
 import { AioKV, isStoreFormatError, SchemaMismatchError, type AioKVOptions } from "@aiokv/core";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { recordingLogger, type HarnessFactory } from "./harness.js";
+import { recordingLogger, storeOptions, type HarnessFactory } from "./harness.js";
 import { instrumentedOpener, parsed, type OpenInstrumented } from "./support.js";
 
 const schema = z.object({ last_command: z.string(), seen: z.array(z.number().int()), ran_at: z.number(), name: z.string().trim() });
@@ -74,7 +74,7 @@ function setAndLoadTests(open: OpenInstrumented): void {
     await h.plant('{"last_command": "ping", "legacy": 1}');
     await expect(kv.get("last_command")).rejects.toThrow(`Cannot load store ${JSON.stringify(kv.location)}: key "legacy" is not a key of the schema`);
     await kv.close();
-    const loose = new AioKV(h.backend(), { schema: z.looseObject({ last_command: z.string() }) } as AioKVOptions);
+    const loose = new AioKV(h.backend(), storeOptions(h, { schema: z.looseObject({ last_command: z.string() }) } as AioKVOptions));
     expect(await loose.getAll()).toStrictEqual({ last_command: "ping", legacy: 1 });
     await loose.set("other", [1]);
     await expect(loose.set("last_command", 1 as never)).rejects.toThrow(TypeError);
@@ -97,7 +97,7 @@ function constructionTests(open: OpenInstrumented, makeHarness: HarnessFactory):
       ['key "tree"', z.object({ tree })],
       ["other keys", z.object({ ok: z.string() }).catchall(z.number().transform(String))],
     ] as const) {
-      expect(() => new AioKV(h.backend(), { schema } as unknown as AioKVOptions)).toThrow(new TypeError(message(which)));
+      expect(() => new AioKV(h.backend(), storeOptions(h, { schema } as unknown as AioKVOptions))).toThrow(new TypeError(message(which)));
     }
     expect(await h.peek()).toBe(undefined);
   });
@@ -109,10 +109,10 @@ function constructionTests(open: OpenInstrumented, makeHarness: HarnessFactory):
       tags: z.array(z.string().pipe(z.string().min(1))),
       n: z.number().int().default(0),
     });
-    const kv = new AioKV(h.backend(), { schema: checked });
+    const kv = new AioKV(h.backend(), storeOptions(h, { schema: checked }));
     await kv.setMany({ name: "  Bot ", tags: ["a"], n: 3 });
     await kv.close();
-    const again = new AioKV(h.backend(), { schema: checked });
+    const again = new AioKV(h.backend(), storeOptions(h, { schema: checked }));
     expect(await again.getAll()).toStrictEqual({ name: "bot", tags: ["a"], n: 3 });
     await again.close();
   });
@@ -125,7 +125,7 @@ function constructionTests(open: OpenInstrumented, makeHarness: HarnessFactory):
     );
     expect(parsed(await h.peek())).toStrictEqual({ n: 1 });
     await kv.close();
-    const again = new AioKV(h.backend(), { schema: z.object({ n: z.number().overwrite((n) => n + 1).max(2) }) });
+    const again = new AioKV(h.backend(), storeOptions(h, { schema: z.object({ n: z.number().overwrite((n) => n + 1).max(2) }) }));
     expect(await again.get("n")).toBe(1);
     await again.close();
   });
@@ -133,7 +133,7 @@ function constructionTests(open: OpenInstrumented, makeHarness: HarnessFactory):
   it("a schema that is not a zod object schema is refused at construction", async () => {
     const h = await makeHarness();
     for (const bad of [z.string(), {}, "schema"]) {
-      expect(() => new AioKV(h.backend(), { schema: bad } as unknown as AioKVOptions)).toThrow(
+      expect(() => new AioKV(h.backend(), storeOptions(h, { schema: bad } as unknown as AioKVOptions))).toThrow(
         new TypeError("Cannot create store: the schema option must be a zod object schema, such as z.object({ ... })"),
       );
     }

@@ -2,7 +2,7 @@
 // rejections. Internal to the package: the public helpers are in harness.ts.
 import { AioKV, type AioKVOptions, type JsonValue } from "@aiokv/core";
 import { expect, type TestContext } from "vitest";
-import { instrumented, type Harness, type HarnessFactory } from "./harness.js";
+import { instrumented, storeOptions, type Harness, type HarnessFactory } from "./harness.js";
 
 /** A backend that counts, holds and fails writes: see {@link instrumented}. */
 export type Instrumented = ReturnType<typeof instrumented>;
@@ -28,7 +28,7 @@ export type OpenInstrumented = (options?: AioKVOptions) => Promise<OpenedInstrum
 export function opener(makeHarness: HarnessFactory): Open {
   return async (options = {}) => {
     const h = await makeHarness();
-    return { h, kv: new AioKV(h.backend(), options) };
+    return { h, kv: new AioKV(h.backend(), storeOptions(h, options)) };
   };
 }
 
@@ -37,14 +37,14 @@ export function instrumentedOpener(makeHarness: HarnessFactory): OpenInstrumente
   return async (options = {}) => {
     const h = await makeHarness();
     const backend = instrumented(h.backend());
-    return { h, backend, kv: new AioKV(backend, options) };
+    return { h, backend, kv: new AioKV(backend, storeOptions(h, options)) };
   };
 }
 
 /** Closes `kv`, then opens the same storage again, as a restart would. */
 export async function reopen(kv: AioKV, h: Harness): Promise<AioKV> {
   await kv.close();
-  return new AioKV(h.backend());
+  return new AioKV(h.backend(), storeOptions(h));
 }
 
 /** Closes `kv`, and resolves what a store opened again on the same storage holds, closing it too. */
