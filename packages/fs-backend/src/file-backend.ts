@@ -271,8 +271,9 @@ export class FileBackend implements Backend {
   /** Removes the file (a symlink's target, so that a link stays one): renamed to a temp name, then unlinked. */
   async remove(): Promise<void> {
     const done = await this.#moveTarget(tempBeside);
-    // The rename, synced, removed the file; a temp file a crash leaves is the next owner's to remove.
-    if (done !== undefined) await unlink(done.moved);
+    // The rename, synced, removed the file; a temp file a crash leaves is the next owner's to
+    // remove. Already gone: a new owner that took over while this one was paused removed it.
+    if (done !== undefined) await unlessAbsent(unlink(done.moved));
   }
 
   /**
