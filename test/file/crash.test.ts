@@ -1,6 +1,8 @@
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync, rmSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { isDeepStrictEqual } from "node:util";
 import { AioKV, unlessAbsent } from "@aiokv/core";
@@ -9,9 +11,12 @@ import { describe, expect, it } from "vitest";
 import { tempDir } from "../helpers/temp.js";
 import { exited, fixture } from "../helpers/processes.js";
 
-// `pnpm test:crash` runs 200 rounds per sync mode; the everyday suite runs fewer.
+// `pnpm test:crash` runs 200 rounds per sync mode, with and without a journal; the everyday suite runs fewer.
 const rounds = Number(process.env["AIOKV_CRASH_ROUNDS"] ?? 25);
 const storm = fixture("storm.mjs");
+const journalSteps = fixture("journal-steps.mjs");
+const hasStrace = spawnSync("strace", ["-V"]).status === 0;
+if (!hasStrace) console.log("Skipping the kills at each step of a journal store: strace is not installed (apt-get install strace)");
 
 type Op = ["set", string, number, number] | ["delete", string] | ["clear"];
 type Doc = Record<string, unknown>;
@@ -26,11 +31,21 @@ function applied(doc: Doc, ops: readonly Op[]): Doc {
   return next;
 }
 
+/**
+ * Where the journal storm's SIGKILL landed, from the last step the child announced: in an
+ * append, in a compaction's rewrite of the document (temp file, fsync, rename, directory fsync),
+ * after that rewrite and before the journal's cut, in that cut, in another cut (a torn record or
+ * a stale journal cut off before an append), or between steps (staging, acknowledging, idle).
+ */
+type Step = "append" | "rewrite" | "rewritten, journal not cut" | "compaction's cut" | "other cut" | "between steps";
+
 /** Runs the storm until a SIGKILL at a random moment; resolves the batches it announced and acknowledged. */
-async function stormUntilKilled(file: string, sync: boolean, seed: number): Promise<{ acked: Op[][]; inFlight: Op[] }> {
-  const child = spawn(process.execPath, [storm, file, sync ? "1" : "0", String(seed)], { stdio: ["ignore", "pipe", "inherit"] });
+async function stormUntilKilled(file: string, sync: boolean, journal: boolean, seed: number): Promise<{ acked: Op[][]; inFlight: Op[]; step: Step }> {
+  const child = spawn(process.execPath, [storm, file, sync ? "1" : "0", String(seed), journal ? "1" : "0"], { stdio: ["ignore", "pipe", "inherit"] });
   const acked: Op[][] = [];
   let inFlight: Op[] = [];
+  let step: Step = "between steps";
+  let rewritten = false;
   const gone = exited(child);
   for await (const line of createInterface({ input: child.stdout })) {
     if (line === "ready") setTimeout(() => child.kill("SIGKILL"), 5 + Math.random() * 120);
@@ -38,50 +53,271 @@ async function stormUntilKilled(file: string, sync: boolean, seed: number): Prom
     else if (line === "A") {
       acked.push(inFlight);
       inFlight = [];
+    } else if (line === "> append") step = "append";
+    else if (line === "> write" || line === "> remove") step = "rewrite";
+    else if (line === "< write" || line === "< remove") {
+      step = "rewritten, journal not cut";
+      rewritten = true;
+    } else if (line === "> cut") step = rewritten ? "compaction's cut" : "other cut";
+    else if (line.startsWith("< ")) {
+      step = "between steps";
+      rewritten = false;
     }
   }
   await gone;
-  return { acked, inFlight };
+  return { acked, inFlight, step };
 }
 
-async function readDoc(file: string): Promise<Doc> {
-  const text = await unlessAbsent(readFile(file, "utf8"));
-  if (text === undefined) return {};
-  const doc = JSON.parse(text) as unknown;
-  expect(typeof doc === "object" && doc !== null && !Array.isArray(doc)).toBe(true);
-  return doc as Doc;
+/** What a store on `file` holds, read without aiokv: the document, and the journal's complete records when its base is the document's SHA-256. */
+async function readState(file: string): Promise<{ doc: Doc; records: number; torn: boolean; stale: boolean }> {
+  const bytes = await unlessAbsent(readFile(file));
+  const doc = bytes === undefined ? {} : (JSON.parse(bytes.toString("utf8")) as unknown);
+  expect(typeof doc === "object" && doc !== null && !Array.isArray(doc), "the document is not a JSON object").toBe(true);
+  const state = { ...(doc as Doc) };
+  const journal = await unlessAbsent(readFile(`${file}.journal`, "utf8"));
+  if (journal === undefined) return { doc: state, records: 0, torn: false, stale: false };
+  const end = journal.lastIndexOf("\n") + 1;
+  const torn = end < journal.length;
+  const [header, ...records] = journal.slice(0, end).split("\n").slice(0, -1);
+  if (header === undefined) return { doc: state, records: 0, torn, stale: false };
+  const base = bytes === undefined ? null : `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  const parsed = JSON.parse(header) as { aiokv: string; version: number; base: string | null };
+  expect(parsed).toMatchObject({ aiokv: "journal", version: 1 });
+  if (parsed.base !== base) return { doc: state, records: 0, torn, stale: true };
+  for (const line of records) {
+    const record = JSON.parse(line) as { clear?: true; delete?: string[]; set?: Array<[string, unknown]> };
+    if (record.clear) for (const key of Object.keys(state)) delete state[key];
+    for (const key of record.delete ?? []) delete state[key];
+    for (const [key, value] of record.set ?? []) {
+      delete state[key];
+      state[key] = value;
+    }
+  }
+  return { doc: state, records: records.length, torn, stale: false };
 }
 
 describe.each([
-  ["synced", true],
-  ["unsynced", false],
-])("FileBackend crash safety (%s writes, SIGKILL mid-storm)", (_, sync) => {
-  it(`leaves a whole file holding every acknowledged change, over ${rounds} rounds`, async () => {
-    const dir = await tempDir();
-    const file = join(dir, "state.json");
-    let expected: Doc = {};
-    let acknowledged = 0;
-    for (let round = 0; round < rounds; round++) {
-      const seed = (Math.random() * 2 ** 32) >>> 0;
-      const { acked, inFlight } = await stormUntilKilled(file, sync, seed);
-      acknowledged += acked.length;
-      for (const batch of acked) expected = applied(expected, batch);
-      const actual = await readDoc(file);
-      // The batch in flight may have reached the file whole, in part (group commit splits it in
-      // call order), or not at all; nothing else may differ.
-      const allowed = Array.from({ length: inFlight.length + 1 }, (_, n) => applied(expected, inFlight.slice(0, n)));
-      const match = allowed.findIndex((doc) => isDeepStrictEqual(doc, actual));
-      expect(match, `round ${round}, seed ${seed}: the file is not the acknowledged state`).toBeGreaterThanOrEqual(0);
-      expected = actual;
-      const temps = (await readdir(dir)).filter((name) => name.endsWith(".aiokv.tmp"));
-      expect(temps.length, `round ${round}: leftover temp files pile up`).toBeLessThanOrEqual(1);
-    }
-    expect(acknowledged).toBeGreaterThan(rounds);
-    const kv = new AioKV(new FileBackend(file));
-    expect(await kv.getAll()).toStrictEqual(expected);
-    await kv.close();
-    // The file, and the owner lock's directory, which stays (its numbers must never go back).
-    expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
-    console.log(`${sync ? "synced" : "unsynced"}: ${rounds} rounds, ${acknowledged} acknowledged batches, 0 torn or lost`);
+  ["whole-file", false],
+  ["journal", true],
+])("FileBackend crash safety, %s store", (_, journal) => {
+  describe.each([
+    ["synced", true],
+    ["unsynced", false],
+  ])("%s writes, SIGKILL mid-storm", (mode, sync) => {
+    const what = journal ? "a whole file and a loadable journal" : "a whole file";
+    it(`leaves ${what} holding every acknowledged change, over ${rounds} rounds`, async () => {
+      const dir = await tempDir();
+      const file = join(dir, "state.json");
+      const started = performance.now();
+      let expected: Doc = {};
+      let acknowledged = 0;
+      const steps = new Map<Step, number>();
+      const journals = { applied: 0, stale: 0, torn: 0, records: 0 };
+      for (let round = 0; round < rounds; round++) {
+        const seed = (Math.random() * 2 ** 32) >>> 0;
+        const { acked, inFlight, step } = await stormUntilKilled(file, sync, journal, seed);
+        acknowledged += acked.length;
+        steps.set(step, (steps.get(step) ?? 0) + 1);
+        for (const batch of acked) expected = applied(expected, batch);
+        const { doc: actual, records, torn, stale } = await readState(file);
+        if (records > 0) journals.applied++;
+        if (stale) journals.stale++;
+        if (torn) journals.torn++;
+        journals.records += records;
+        // The batch in flight may have reached the file whole, in part (group commit splits it in
+        // call order), or not at all; nothing else may differ.
+        const allowed = Array.from({ length: inFlight.length + 1 }, (_, n) => applied(expected, inFlight.slice(0, n)));
+        const match = allowed.findIndex((doc) => isDeepStrictEqual(doc, actual));
+        expect(match, `round ${round}, seed ${seed}, killed at ${step}: the file is not the acknowledged state`).toBeGreaterThanOrEqual(0);
+        if (journal) {
+          // aiokv reads the same: the document, then the journal's records.
+          const reader = new AioKV(new FileBackend(file), { readOnly: true });
+          expect(await reader.getAll(), `round ${round}, seed ${seed}: aiokv reads another state`).toStrictEqual(actual);
+          await reader.close();
+        }
+        expected = actual;
+        const temps = (await readdir(dir)).filter((name) => name.endsWith(".aiokv.tmp"));
+        expect(temps.length, `round ${round}: leftover temp files pile up`).toBeLessThanOrEqual(1);
+      }
+      expect(acknowledged).toBeGreaterThan(rounds);
+      const kv = new AioKV(new FileBackend(file), { journal });
+      expect(await kv.getAll()).toStrictEqual(expected);
+      await kv.close();
+      // close() leaves the file alone (a journal folded into it; no file for an empty store, or
+      // `{}`), and the owner lock's directory, which stays (its numbers must never go back).
+      const listing = (await readdir(dir)).sort();
+      expect(listing.filter((name) => name !== "state.json")).toStrictEqual(["state.json.lock"]);
+      if (Object.keys(expected).length > 0) expect(listing).toContain("state.json");
+      expect((await readState(file)).doc).toStrictEqual(expected);
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      const where = journal ? `; killed in: ${JSON.stringify(Object.fromEntries(steps))}; journals after a kill: ${JSON.stringify(journals)}` : "";
+      console.log(`${journal ? "journal" : "whole-file"}, ${mode}: ${rounds} rounds in ${seconds} s, ${acknowledged} acknowledged batches, 0 torn or lost${where}`);
+    }, 30_000 + rounds * 2000);
   });
+});
+
+/** What journal-steps.mjs stores under `key`. */
+const stepValue = (key: string): unknown => ({ key, pad: "x".repeat(100) });
+const stepDoc = (...keys: string[]): Doc => Object.fromEntries(keys.map((key) => [key, stepValue(key)]));
+
+/** Runs a phase of journal-steps.mjs, under strace with `trace` when given; its stdout, exit signal and strace's lines. */
+function runStep(file: string, sync: boolean, phase: string, trace?: string[]): { stdout: string; signal: NodeJS.Signals | null; traced: string[] } {
+  const node = [process.execPath, journalSteps, file, sync ? "1" : "0", phase];
+  // Beside the store's directory, not in it.
+  const log = `${dirname(file)}.strace`;
+  const argv = trace === undefined ? node : ["strace", "-f", "-qq", "-y", "-o", log, ...trace, ...node];
+  const { stdout, stderr, signal, status } = spawnSync(argv[0] ?? "", argv.slice(1), { encoding: "utf8" });
+  if (trace === undefined) {
+    expect(status, stderr).toBe(0);
+    return { stdout, signal, traced: [] };
+  }
+  const traced = readFileSync(log, "utf8").split("\n");
+  rmSync(log);
+  // strace exits as the traced process did: killed by a signal, it kills itself with it.
+  return { stdout, signal, traced: traced.filter((line) => /^\d+ +\w+\(/.test(line)) };
+}
+
+/** strace arguments that SIGKILL the process as it enters `calls` on `path` (every path: `undefined`), at their `when`th call. */
+function killAt(calls: string, path: string | undefined, when?: number): string[] {
+  return [...(path === undefined ? [] : ["-P", path]), "-e", `trace=${calls}`, "-e", `inject=${calls}:signal=SIGKILL${when === undefined ? "" : `:when=${when}`}`];
+}
+
+const writes = "pwrite64,pwritev,pwritev2,write,writev";
+const renames = "rename,renameat,renameat2";
+const unlinks = "unlink,unlinkat";
+
+interface StepKill {
+  /** Where the process dies. */
+  step: string;
+  sync: boolean;
+  /** "compact": a compaction of a document (k0) and a journal of three records (k1-k3); "append": a set of k4 after them; "new journal": a set of k4 after a compaction. */
+  phase: "compact" | "append" | "new journal";
+  /** The strace arguments that kill it there, given the file's, its directory's and its journal's paths. */
+  kill: (paths: { file: string; dir: string; journal: string }) => string[];
+  /** The call it dies in, as strace shows it (with -y). */
+  killedIn: RegExp;
+  /** What the file and the journal hold after the kill: the journal applies, is stale (already in the document), or there is none. */
+  journal: "applies" | "stale" | "none";
+  /** What the store holds after it. */
+  holds: Doc;
+  /** Whether a temp file is left (the next owner removes it). */
+  temp: boolean;
+}
+
+const all = stepDoc("k0", "k1", "k2", "k3");
+const withK4 = stepDoc("k0", "k1", "k2", "k3", "k4");
+
+const stepKills: StepKill[] = [
+  ...[true, false].flatMap((sync): StepKill[] => [
+    {
+      step: "compaction: the new document's temp file written, before its rename",
+      sync,
+      phase: "compact",
+      // The process's first rename: a compaction's (the owner lock renames its file only on release).
+      // Not -P <file>: strace matches a rename by its first path only.
+      kill: () => killAt(renames, undefined, 1),
+      killedIn: /rename(at2?)?\(.*\.aiokv\.tmp"?, .*state\.json"/,
+      journal: "applies",
+      holds: all,
+      temp: true,
+    },
+    {
+      step: "compaction: the document renamed into place, before the journal's removal",
+      sync,
+      phase: "compact",
+      kill: ({ journal }) => killAt(unlinks, journal),
+      killedIn: /unlink(at)?\(.*state\.json\.journal"/,
+      journal: "stale",
+      holds: all,
+      temp: false,
+    },
+    {
+      step: "append: before the record's write",
+      sync,
+      phase: "append",
+      kill: ({ journal }) => killAt(writes, journal),
+      killedIn: /pwrite(64|v2?)?\(\d+<.*state\.json\.journal>/,
+      journal: "applies",
+      holds: all,
+      temp: false,
+    },
+  ]),
+  {
+    step: "compaction: the new document's temp file written, before its fsync",
+    sync: true,
+    phase: "compact",
+    // The process's first fsync: a compaction's; the owner lock syncs nothing.
+    kill: () => killAt("fsync", undefined, 1),
+    killedIn: /fsync\(\d+<.*\.aiokv\.tmp>/,
+    journal: "applies",
+    holds: all,
+    temp: true,
+  },
+  {
+    step: "compaction: the document renamed into place, before its directory's fsync",
+    sync: true,
+    phase: "compact",
+    kill: ({ dir }) => killAt("fsync", dir),
+    killedIn: /fsync\(\d+<.*>/,
+    journal: "stale",
+    holds: all,
+    temp: false,
+  },
+  {
+    step: "append: the record written, before the journal's fdatasync (not acknowledged, but in the file)",
+    sync: true,
+    phase: "append",
+    kill: ({ journal }) => killAt("fdatasync,fsync", journal),
+    killedIn: /fdatasync\(\d+<.*state\.json\.journal>/,
+    journal: "applies",
+    holds: withK4,
+    temp: false,
+  },
+  {
+    step: "append to a new journal: header and record written and synced, before the directory's fsync",
+    sync: true,
+    phase: "new journal",
+    kill: ({ dir }) => killAt("fsync", dir),
+    killedIn: /fsync\(\d+<.*>/,
+    journal: "applies",
+    holds: withK4,
+    temp: false,
+  },
+];
+
+describe("A journal store SIGKILLed at each step of an append and of a compaction (strace)", () => {
+  it.skipIf(!hasStrace).each(stepKills.map((kill) => [kill.sync ? "synced" : "unsynced", kill.step, kill] as const))(
+    "%s, %s: the file and the journal load, holding every acknowledged change; the next owner goes on",
+    async (_, __, { sync, phase, kill, killedIn, journal, holds, temp }) => {
+      const dir = await tempDir();
+      const file = join(dir, "state.json");
+      expect(runStep(file, sync, "prepare").stdout).toBe("acked\n");
+      if (phase === "new journal") expect(runStep(file, sync, "compact").stdout).toBe("compacted\n");
+      const { stdout, signal, traced } = runStep(file, sync, phase === "compact" ? "compact" : "append", kill({ file, dir, journal: `${file}.journal` }));
+      // Killed on entering that call, which therefore never ran: nothing after it either.
+      expect({ stdout, signal }).toStrictEqual({ stdout: "", signal: "SIGKILL" });
+      expect(traced[0], traced.join("\n")).toMatch(killedIn);
+      const state = await readState(file);
+      expect(state.doc).toStrictEqual(holds);
+      expect({ applies: state.records > 0, stale: state.stale, torn: state.torn }).toStrictEqual({
+        applies: journal === "applies",
+        stale: journal === "stale",
+        torn: false,
+      });
+      expect((await readdir(dir)).some((name) => name.endsWith(".aiokv.tmp"))).toBe(temp);
+      // aiokv reads the same, journal mode or not.
+      for (const options of [{ readOnly: true }, { readOnly: true, journal: true }]) {
+        const reader = new AioKV(new FileBackend(file), options);
+        expect(await reader.getAll()).toStrictEqual(holds);
+        await reader.close();
+      }
+      // The next owner takes over at once, cuts or applies what it finds, appends and folds it all.
+      const kv = new AioKV(new FileBackend(file, { sync }), { journal: true });
+      await kv.set("after", 1);
+      expect(await kv.getAll()).toStrictEqual({ ...holds, after: 1 });
+      await kv.close();
+      expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
+      expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ ...holds, after: 1 });
+    },
+  );
 });
