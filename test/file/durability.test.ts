@@ -61,3 +61,91 @@ describe("FileBackend durability, as the kernel sees it (strace)", () => {
     expect(events[0]).toMatchObject({ call: "rename", to: file });
   });
 });
+
+type JournalEvent =
+  | { call: "append" | "fsync" | "truncate" | "unlink"; path: string }
+  | { call: "rename"; from: string; to: string }
+  | { call: "set-1" | "set-2" | "compacted" };
+
+/**
+ * Runs two sets and a compact() of a journal store under strace (-y: each descriptor's path);
+ * the calls on the store's files, in the order they completed: writes to the journal (appends),
+ * fsync and fdatasync of anything in its directory, renames onto the file, the journal's
+ * truncation and removal, and the fixture's markers after each step resolved.
+ */
+async function traceJournal(sync: boolean): Promise<{ events: JournalEvent[]; dir: string; file: string; journal: string }> {
+  const dir = await tempDir();
+  const file = join(dir, "state.json");
+  const journal = `${file}.journal`;
+  const log = join(dir, "..", `${dir.split("/").pop()}.strace`);
+  const calls = "pwrite64,pwritev,pwritev2,write,writev,fsync,fdatasync,rename,renameat,renameat2,ftruncate,truncate,unlink,unlinkat,access";
+  execFileSync("strace", ["-f", "-qq", "-y", "-o", log, "-e", `trace=${calls}`, "node", fixture("journal-writes.mjs"), file, sync ? "1" : "0"]);
+  const unfinished = new Map<string, string>();
+  const events: JournalEvent[] = [];
+  for (const raw of (await readFile(log, "utf8")).split("\n")) {
+    const [pid = "", ...rest] = raw.trim().split(/\s+/);
+    let line = rest.join(" ");
+    if (line.endsWith("<unfinished ...>")) {
+      unfinished.set(pid, line.replace(" <unfinished ...>", ""));
+      continue;
+    }
+    const resumed = /^<\.\.\. \w+ resumed>(.*)$/.exec(line);
+    if (resumed) line = `${unfinished.get(pid) ?? ""}${resumed[1] ?? ""}`;
+    const wrote = /^(?:pwrite64|pwritev2?|writev?)\(\d+<([^>]+)>, .* = [1-9]\d*$/.exec(line);
+    if (wrote && wrote[1] === journal) events.push({ call: "append", path: journal });
+    const synced = /^f(?:data)?sync\(\d+<([^>]+)>\) += 0$/.exec(line);
+    if (synced && (synced[1] ?? "").startsWith(dir)) events.push({ call: "fsync", path: synced[1] ?? "" });
+    const renamed = /^rename(?:at2?)?\((?:AT_FDCWD, )?"([^"]+)", (?:AT_FDCWD, )?"([^"]+)".*\) = 0$/.exec(line);
+    if (renamed && renamed[2] === file) events.push({ call: "rename", from: renamed[1] ?? "", to: renamed[2] });
+    const truncated = /^f?truncate\((?:\d+<([^>]+)>|"([^"]+)"), .*\) = 0$/.exec(line);
+    if (truncated && (truncated[1] ?? truncated[2]) === journal) events.push({ call: "truncate", path: journal });
+    const unlinked = /^unlink(?:at)?\((?:AT_FDCWD, )?"([^"]+)".*\) = 0$/.exec(line);
+    if (unlinked && unlinked[1] === journal) events.push({ call: "unlink", path: journal });
+    const marker = /^access\("[^"]+\.(set-1|set-2|compacted)"/.exec(line);
+    if (marker) events.push({ call: marker[1] as "set-1" | "set-2" | "compacted" });
+  }
+  return { events, dir, file, journal };
+}
+
+describe("FileBackend durability in journal mode, as the kernel sees it (strace)", () => {
+  it.skipIf(!hasStrace)(
+    "sync (default): each record written then fdatasynced before set() resolves, the directory synced when the journal is created; compaction syncs, renames and syncs the directory before it removes the journal",
+    async () => {
+      const { events, dir, file, journal } = await traceJournal(true);
+      const rename = events.find((e) => e.call === "rename");
+      expect(rename, JSON.stringify(events)).toBeDefined();
+      const temp = rename?.call === "rename" ? rename.from : "";
+      expect(temp).toMatch(/\/\.state\.json\.\d+\.[0-9a-f]{8}\.aiokv\.tmp$/);
+      expect(events).toStrictEqual([
+        // The first set: header and record in one write, synced, then the new journal's directory.
+        { call: "append", path: journal },
+        { call: "fsync", path: journal },
+        { call: "fsync", path: dir },
+        { call: "set-1" },
+        // The second: one record, synced; the directory already holds the journal.
+        { call: "append", path: journal },
+        { call: "fsync", path: journal },
+        { call: "set-2" },
+        // compact(): the whole file through the atomic path, and only then the journal removed.
+        { call: "fsync", path: temp },
+        { call: "rename", from: temp, to: file },
+        { call: "fsync", path: dir },
+        { call: "unlink", path: journal },
+        { call: "compacted" },
+      ]);
+    },
+  );
+
+  it.skipIf(!hasStrace)("sync: false: the same appends, rename and removal, with no fsync or fdatasync at all", async () => {
+    const { events, file, journal } = await traceJournal(false);
+    expect(events.map((e) => (e.call === "rename" ? { call: "rename", to: e.to } : e))).toStrictEqual([
+      { call: "append", path: journal },
+      { call: "set-1" },
+      { call: "append", path: journal },
+      { call: "set-2" },
+      { call: "rename", to: file },
+      { call: "unlink", path: journal },
+      { call: "compacted" },
+    ]);
+  });
+});
