@@ -1,13 +1,16 @@
 #!/usr/bin/env node
-// The aiokv command: look inside a state file, change it, check it, follow it. Reads (get, list,
-// check, watch) take no lock, since the file is only ever replaced whole; changes take the owner
-// lock, so they fail with a clear error while a program owns the file instead of being
-// overwritten by it.
+// The aiokv command: look inside a state file, change it, check it, compact it, follow it. Every
+// command reads the file and its journal (journal: true) as a store does. Reads (get, list,
+// check, watch) take no lock, since the file is only ever replaced whole and the journal only
+// appended to; changes take the owner lock, so they fail with a clear error while a program owns
+// the file instead of being overwritten by it.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { isStoreFormatError, unlessAbsent, isStoreIOError, isStoreLockedError, type AioKVOptions, type JsonValue, type Logger } from "@aiokv/core";
-import type { FileBackendOptions } from "@aiokv/fs-backend";
+import { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";
 import { AioKV } from "./aiokv.js";
 
 const usage = `Usage: aiokv <command> <store> [arguments]
@@ -21,7 +24,10 @@ Commands:
   delete <store> <key>       remove a key
   list <store> [--json]      print the keys, one per line; --json prints the whole document
   clear <store>              remove every key and the file (or Redis key)
-  check <store>              exit 0 for a valid store; say where it is not
+  check <store>              exit 0 for a valid store (the file and its journal); say where it
+                             is not, and how many journal records apply
+  compact <store>            fold the journal (<store>.journal) into the file, so that the file
+                             alone holds the store
   quarantine <store>         move an unreadable store aside (<store>.corrupt-<time>), keeping it
   copy <from> <to>           copy a store, such as a file to Redis; a non-empty <to> needs --force
   watch <store>              print each change as a JSON line as it happens, until Ctrl-C
@@ -31,7 +37,7 @@ Options:
   --key <key>     the Redis key of a redis:// store that names none after #
   --force         with copy: replace a target store that holds keys
   --json          with list: print the document as JSON
-  --no-sync       with set, delete, clear: do not fsync (faster, not durable on power loss)
+  --no-sync       with set, delete, clear, compact: do not fsync (faster, not durable on power loss)
   -h, --help      print this help
   -v, --version   print the version
 
@@ -150,21 +156,56 @@ async function run(
     }
     case "check": {
       expect(0, "");
-      await using kv = await open(file, reading);
+      const backend = isRedis(file) ? undefined : new ReadingBackend(file);
+      await using kv = backend === undefined ? await open(file, reading) : new AioKV(backend, reading);
+      // The store reads the journal and the file, and refuses either where it does not load.
       const keys = await kv.keys();
       // An absent file reads as an empty store; a check of a mistyped path must not pass.
-      if (keys.length === 0 && !isRedis(file) && (await isAbsent(file))) {
+      if (keys.length === 0 && backend !== undefined && backend.document === undefined && backend.journal === undefined) {
         err(`aiokv: Cannot check store ${JSON.stringify(kv.location)}: the file does not exist`);
         return 1;
       }
-      out(`${kv.location}: a valid store of ${keysCount(keys.length)}`);
+      const journal = backend?.journalRead();
+      out(`${kv.location}: a valid store of ${keysCount(keys.length)}${journal === undefined ? "" : `, ${describeJournal(journal, backend?.journalLocation ?? "")}`}`);
+      return 0;
+    }
+    case "compact": {
+      expect(0, "");
+      if (isRedis(file)) {
+        await using kv = await open(file, writing);
+        await kv.compact();
+        out(`${kv.location}: no journal (a Redis store has none), nothing to compact; ${keysCount((await kv.keys()).length)}`);
+        return 0;
+      }
+      const location = resolve(file);
+      // Taking the lock would create a store where a mistyped path names none.
+      if ((await isAbsent(location)) && (await isAbsent(`${location}.journal`))) {
+        err(`aiokv: Cannot compact store ${JSON.stringify(location)}: the file does not exist`);
+        return 1;
+      }
+      const backend = new ReadingBackend(file, writing);
+      await using kv = new AioKV(backend, writing);
+      await kv.compact();
+      const keys = keysCount((await kv.keys()).length);
+      const journal = backend.journalRead();
+      if (journal === undefined) out(`${kv.location}: no journal, nothing to compact; the file holds the store's ${keys}`);
+      else if (journal.stale) out(`compacted ${kv.location}: removed a stale journal, already in the file; the file holds the store's ${keys}`);
+      else out(`compacted ${kv.location}: folded the journal's ${recordsCount(journal.records)} into the file, which holds the store's ${keys}; the journal is removed`);
       return 0;
     }
     case "quarantine": {
       expect(0, "");
       await using kv = await open(file, { ...writing, logger: { error: () => {} } });
       const moved = await kv.quarantine();
-      out(moved === undefined ? `${kv.location}: no file, nothing moved` : `moved ${kv.location} to ${moved}`);
+      if (moved === undefined) {
+        out(`${kv.location}: no file, nothing moved`);
+        return 0;
+      }
+      // The journal goes with the file, under the same suffix.
+      const suffix = /\.corrupt-[^/]*$/.exec(moved)?.[0];
+      const journal = suffix === undefined || isRedis(file) ? undefined : `${kv.location}.journal${suffix}`;
+      const movedJournal = journal !== undefined && journal !== moved && !(await isAbsent(journal));
+      out(`moved ${kv.location} to ${moved}${movedJournal ? `, and its journal to ${journal}` : ""}`);
       return 0;
     }
     case "watch": {
@@ -254,6 +295,61 @@ async function openStore(target: string, key: string | undefined, options: AioKV
 }
 
 const isRedis = (target: string): boolean => /^rediss?:\/\//.test(target);
+
+/**
+ * The file backend, keeping the bytes of the journal and of the file as the store read them
+ * (the journal first, then the file), so that check and compact can say what the journal held.
+ */
+class ReadingBackend extends FileBackend {
+  /** The journal's bytes as last read; `undefined` when there was none. */
+  journal: Uint8Array | undefined;
+  /** The file's bytes as last read; `undefined` when there was none. */
+  document: Uint8Array | undefined;
+
+  override async readJournal(): Promise<Uint8Array | undefined> {
+    this.journal = await super.readJournal();
+    return this.journal;
+  }
+
+  override async read(): Promise<Uint8Array | undefined> {
+    this.document = await super.read();
+    return this.document;
+  }
+
+  /** What the journal read held, once the store loaded it (so its lines are valid); `undefined` when there was none. */
+  journalRead(): JournalRead | undefined {
+    return this.journal === undefined ? undefined : readJournalLines(this.journal, this.document);
+  }
+}
+
+/** A journal the store loaded: its records, whether they apply, and whether a torn last line was dropped. */
+interface JournalRead {
+  /** The complete records after its header. */
+  readonly records: number;
+  /** Its header names another file than the one read: a rewrite already folded it in, so it is skipped. */
+  readonly stale: boolean;
+  /** Its last line has no newline: a write a crash cut short, which is dropped. */
+  readonly torn: boolean;
+}
+
+function readJournalLines(journal: Uint8Array, document: Uint8Array | undefined): JournalRead {
+  const end = journal.lastIndexOf(0x0a) + 1;
+  const torn = end < journal.length;
+  const lines = new TextDecoder().decode(journal.subarray(0, end)).split("\n").slice(0, -1);
+  if (lines.length === 0) return { records: 0, stale: false, torn };
+  // The store checked the header when it loaded: the base is the SHA-256 of the file it extends.
+  const { base } = JSON.parse(lines[0] ?? "") as { base: string | null };
+  const digest = document === undefined ? null : `sha256:${createHash("sha256").update(document).digest("hex")}`;
+  return base === digest ? { records: lines.length - 1, stale: false, torn } : { records: 0, stale: true, torn };
+}
+
+function describeJournal(journal: JournalRead, location: string): string {
+  const torn = journal.torn ? "; its last line, cut short by a crash, is dropped" : "";
+  if (journal.stale) return `with a stale journal ${location} (from before the file's last rewrite, which holds it), which is skipped${torn}`;
+  return `with a journal of ${recordsCount(journal.records)} that applies (${location}; aiokv compact folds it into the file)${torn}`;
+}
+
+const recordsCount = (count: number): string => `${count} ${count === 1 ? "record" : "records"}`;
 
 /** Whether nothing is at `path` (a dangling symlink included). */
 async function isAbsent(path: string): Promise<boolean> {
