@@ -21,6 +21,12 @@ interface JournalState {
   documentBytes: number;
   /** Compact once `length` passes this: the document's size (or 64 KiB), and as much again after a failed compaction. */
   compactAfter: number;
+  /**
+   * The store has no document, as a store without a journal would leave it (none read, or the
+   * last write a clear that set nothing): a compaction then removes the document where it would
+   * otherwise write `{}` (the whole-file store's document after deleting its last key).
+   */
+  absent: boolean;
 }
 
 /** The journal is rewritten into the document once it is longer than the document, or than this. */
@@ -306,6 +312,8 @@ export class CommitQueue {
       document ??= new StoredDocument(location);
       document.apply(contents.batch);
     }
+    // A clear that set nothing removes the document in a store without a journal: none here either.
+    if (contents?.removed === true) document = undefined;
     const journal =
       this.#backend.readJournal === undefined
         ? undefined
@@ -315,6 +323,7 @@ export class CommitQueue {
             base: this.#journaling ? base() : undefined,
             documentBytes: text?.length ?? 0,
             compactAfter: compactionSize(text?.length ?? 0),
+            absent: document === undefined,
           };
     return { document, journal };
   }
@@ -356,6 +365,7 @@ export class CommitQueue {
       if (this.#journaling && this.#journal !== undefined) {
         base.assertFits(batch);
         unsynced = await this.#append(batch);
+        this.#journal.absent = batch.cleared && ![...batch.changes.values()].some((json) => json !== undefined);
       } else {
         // A journal's records go into the document before anything else does (see #compactNow).
         if (this.#journal !== undefined && this.#journal.length > 0 && this.#stored !== undefined) await this.#compact(this.#stored);
@@ -443,7 +453,14 @@ export class CommitQueue {
     const base = this.#journaling ? documentDigest(pieces) : undefined;
     base?.catch(noop);
     const documentBytes = byteLength(pieces ?? []);
-    this.#journal = { length: 0, excess: known === undefined || known.length > 0 || known.excess, base, documentBytes, compactAfter: compactionSize(documentBytes) };
+    this.#journal = {
+      length: 0,
+      excess: known === undefined || known.length > 0 || known.excess,
+      base,
+      documentBytes,
+      compactAfter: compactionSize(documentBytes),
+      absent: pieces === undefined,
+    };
     // A failure here fails nothing written: the journal names the old document, and the next write cuts it first.
     await this.#cutJournal().catch(noop);
   }
@@ -481,7 +498,8 @@ export class CommitQueue {
     const journal = this.#journal;
     if (journal === undefined) return;
     const pieces = document.render();
-    const empty = isEmptyDocument(pieces);
+    // Empty, it is removed only where a store without a journal would have none: else it is `{}`.
+    const empty = isEmptyDocument(pieces) && journal.absent;
     const digest = this.#journaling ? documentDigest(empty ? undefined : pieces) : undefined;
     digest?.catch(noop);
     const unsynced = await this.#persist({ cleared: empty, changes: new Map() }, pieces);

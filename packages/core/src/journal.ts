@@ -36,6 +36,12 @@ export interface JournalContents {
   readonly length: number;
   /** Whether the journal holds more bytes than `length`: a torn last record, or a stale journal, to cut before appending. */
   readonly excess: boolean;
+  /**
+   * Whether its last record clears and sets nothing: a store without a journal removes the
+   * document for that write, so the store it makes has no document (a follower reports a clear,
+   * and a compaction removes the document instead of writing `{}`).
+   */
+  readonly removed: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -90,7 +96,7 @@ export function readJournal(source: string | Uint8Array, location: string, base:
 
 async function parseLines(bytes: Uint8Array, end: number, location: string, base: () => Promise<string | null>, check?: LoadCheck): Promise<JournalContents> {
   const excess = end < bytes.length;
-  if (end === 0) return { batch: undefined, length: 0, excess };
+  if (end === 0) return { batch: undefined, length: 0, excess, removed: false };
   let text: string;
   try {
     text = strict.decode(bytes.subarray(0, end));
@@ -109,10 +115,11 @@ async function parseLines(bytes: Uint8Array, end: number, location: string, base
     throw damaged(location, 1, `it is version ${JSON.stringify(header.version)}, and this aiokv reads version ${JOURNAL_VERSION} (written by a newer aiokv?)`);
   }
   if (header.base !== null && typeof header.base !== "string") throw damaged(location, 1, "its base is neither null nor a digest");
-  if (header.base !== (await base())) return { batch: undefined, length: 0, excess: true };
+  if (header.base !== (await base())) return { batch: undefined, length: 0, excess: true, removed: false };
   const batch = stagingBatch();
-  for (let index = 1; index < lines.length; index++) apply(batch, parseLine(lines[index] ?? "", index + 1, location), index + 1, location, check);
-  return { batch: lines.length > 1 ? batch : undefined, length: end, excess };
+  let removed = false;
+  for (let index = 1; index < lines.length; index++) removed = apply(batch, parseLine(lines[index] ?? "", index + 1, location), index + 1, location, check);
+  return { batch: lines.length > 1 ? batch : undefined, length: end, excess, removed };
 }
 
 function parseLine(line: string, number: number, location: string): unknown {
@@ -123,8 +130,8 @@ function parseLine(line: string, number: number, location: string): unknown {
   }
 }
 
-/** Stages one record's changes after those before it. */
-function apply(batch: Batch, record: unknown, number: number, location: string, check: LoadCheck | undefined): void {
+/** Stages one record's changes after those before it; returns whether it clears and sets nothing. */
+function apply(batch: Batch, record: unknown, number: number, location: string, check: LoadCheck | undefined): boolean {
   if (typeof record !== "object" || record === null || Array.isArray(record)) throw damaged(location, number, "a record is a JSON object");
   const { clear, delete: deleted, set, ...rest } = record as Record<string, unknown>;
   const unknown = Object.keys(rest);
@@ -151,6 +158,7 @@ function apply(batch: Batch, record: unknown, number: number, location: string, 
     check?.(key, value);
     batch.changes.set(key, JSON.stringify(value));
   }
+  return clear === true && (set === undefined || set.length === 0);
 }
 
 function damaged(location: string, line: number, why: string, cause?: unknown): CorruptStoreError {
