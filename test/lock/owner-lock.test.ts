@@ -155,6 +155,27 @@ describe("FileBackend owner lock across processes", () => {
     await next.close();
   });
 
+  it("a fresh lock whose record names this process's own pid, boot and start time on this host, without a socket, is an earlier process's (a restarted container's pid 1): taken over at once; this process's own is not", async () => {
+    const file = join(await tempDir(), "state.json");
+    const boot = (await readFile("/proc/sys/kernel/random/boot_id", "utf8")).trim();
+    const stat = await readFile("/proc/self/stat", "utf8");
+    const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    // All that tells it from this process is its identity token ("elsewhere"); no socket to ask.
+    await plantLock(file, { pid: process.pid, host: hostname(), boot, start }, 4);
+    const kv = new AioKV(new FileBackend(file, { staleAfter }));
+    const started = Date.now();
+    await kv.set("a", 1);
+    expect(Date.now() - started).toBeLessThan(staleAfter / 2);
+    expect(await generations(file)).toStrictEqual(["5.json"]);
+    // This process's own holder, with its socket gone too, still counts as alive.
+    for (const name of await readdir(`${file}.lock`)) if (name.endsWith(".sock")) await rm(join(`${file}.lock`, name));
+    const error = await lockedError(new AioKV(new FileBackend(file, { staleAfter })));
+    expect(error.owner?.pid).toBe(process.pid);
+    await kv.set("b", 2);
+    await kv.close();
+    expect(await generations(file)).toStrictEqual(["5.released"]);
+  });
+
   it("an owner paused past staleAfter (SIGSTOP) loses the lock to a contender, and its write on waking is refused", async () => {
     const file = join(await tempDir(), "state.json");
     const { holder, kv } = await takenOverWhilePaused(file);
