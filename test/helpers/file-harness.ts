@@ -1,7 +1,7 @@
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { unlessAbsent } from "@aiokv/core";
-import type { Harness } from "@aiokv/test-suite";
+import { journalHarness, type Harness } from "@aiokv/test-suite";
 import { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";
 import { tempDir } from "./temp.js";
 
@@ -15,6 +15,15 @@ export async function fileHarness(options: FileBackendOptions = {}): Promise<Har
     peek: () => readIfExists(file),
     peekAt: readIfExists,
   };
+}
+
+/**
+ * {@link fileHarness} whose stores keep a journal (`journal: true`): `peek()` reads the file and
+ * its journal (`<file>.journal`) with plain node:fs, and answers what they hold together.
+ */
+export async function fileJournalHarness(options: FileBackendOptions = {}): Promise<Harness & { file: string }> {
+  const h = await fileHarness(options);
+  return { ...journalHarness(h, () => unlessAbsent(readFile(`${h.file}.journal`))), file: h.file };
 }
 
 function readIfExists(path: string): Promise<string | undefined> {

@@ -4,7 +4,20 @@ export { concurrencyContract } from "./concurrency-contract.js";
 export { documentContract } from "./document-contract.js";
 export { errorsContract } from "./errors-contract.js";
 export { followContract } from "./follow-contract.js";
-export { holdable, instrumented, recordingLogger, skipWithout, until, type Capability, type Harness, type HarnessFactory } from "./harness.js";
+export {
+  holdable,
+  instrumented,
+  journalMethods,
+  recordingLogger,
+  skipWithout,
+  storeOptions,
+  until,
+  type Capability,
+  type Harness,
+  type HarnessFactory,
+  type HarnessStoreOptions,
+} from "./harness.js";
+export { documentWithJournal, journalHarness } from "./journal-reader.js";
 export { keysContract } from "./keys-contract.js";
 export { lockContract } from "./lock-contract.js";
 export { modelContract } from "./model-contract.js";
