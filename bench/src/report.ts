@@ -1,6 +1,6 @@
 // Tables for the terminal, a summary for the README, and the SVG chart; all from the results.
 import { systems, type Kind, type Promised, type System } from "./systems.js";
-import type { Workload } from "./workloads.js";
+import { journalRatio, type Counts, type JournalSample, type Workload } from "./workloads.js";
 
 export interface Row {
   /** The system's name. */
@@ -16,41 +16,85 @@ export interface Row {
   lost?: number | undefined;
   heapBytes?: number | undefined;
   fileBytes?: number | undefined;
+  /** aiokv's journal mode: its journal's and document's bytes where the journal was longest against the document. */
+  journal?: JournalSample | undefined;
   /** The limit this row is compared with, and how many times slower than it this row is. */
   limit?: string | undefined;
   ratio?: number;
+  /** Sets into a prefilled store: this rate over the same system's rate for the same sets into an empty store. */
+  vsEmpty?: number;
 }
 
-interface Report {
-  date: string;
-  machine: { cpu: string; cores: number; node: string };
+interface Results {
+  counts: Counts;
   results: Array<{ workload: Workload; title: string; rows: Row[] }>;
 }
+
+interface Report extends Results {
+  date: string;
+  machine: { cpu: string; cores: number; node: string };
+}
+
+/** Workloads measured as one open's time rather than a rate. */
+const inMs = (workload: Workload): boolean => workload === "cold" || workload === "coldJournal";
+/** Workloads that measure the heap, not speed, and have no panel in the chart. */
+const heapOnly = (workload: Workload): boolean => workload === "memory";
 
 const rate = (n: number | undefined): string => (n === undefined ? "" : n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(1));
 const kib = (n: number | undefined): string => (n === undefined ? "" : `${Math.round(n / 1024).toLocaleString("en-US")} KiB`);
 
-function cells(workload: Workload, row: Row): string[] {
-  if (row.failure) return [row.system, row.promised, row.failure, "", "", "", row.note];
-  const stall = row.stallMs === undefined ? "" : `${row.stallMs.toFixed(1)} ms`;
-  const ratio = row.ratio === undefined ? "" : `${row.ratio.toFixed(2)}x`;
-  if (workload === "memory") {
-    const per = row.heapBytes !== undefined && row.fileBytes ? `${(row.heapBytes / row.fileBytes).toFixed(1)}x file` : "";
-    return [row.system, row.promised, kib(row.heapBytes), kib(row.fileBytes), per, "", row.note];
-  }
-  const speed = workload === "cold" ? `${row.ms?.toFixed(1) ?? ""} ms` : `${rate(row.opsPerSecond)}/s`;
-  const partial = row.ops !== undefined && workload !== "cold" && row.ops < 10 ? ` (${row.ops} done)` : "";
-  return [row.system, row.promised, speed + partial, ratio, stall, row.lost === undefined ? "" : String(row.lost), row.note];
+/** Bytes, in KiB from 10 KiB on. */
+const bytes = (n: number): string => (n < 10 * 1024 ? `${n.toLocaleString("en-US")} B` : kib(n));
+
+const journalText = (sample: JournalSample | undefined): string => {
+  if (sample === undefined) return "";
+  const ratio = journalRatio(sample);
+  return `${bytes(sample.journalBytes)} / ${bytes(sample.documentBytes)} (${Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "no document"})`;
+};
+
+interface Column {
+  header: string;
+  cell(row: Row): string;
 }
 
-const headers = (workload: Workload): string[] =>
-  workload === "memory"
-    ? ["system", "promise", "heap held", "files", "heap / file", "", "note"]
-    : ["system", "promise", workload === "cold" ? "time" : "speed", "x limit", "max stall", "lost", "note"];
+function columns(workload: Workload, rows: Row[]): Column[] {
+  const stall: Column = { header: "max stall", cell: (row) => (row.stallMs === undefined ? "" : `${row.stallMs.toFixed(1)} ms`) };
+  const heap: Column[] = [
+    { header: "heap held", cell: (row) => kib(row.heapBytes) },
+    { header: "files", cell: (row) => kib(row.fileBytes) },
+    { header: "heap / file", cell: (row) => (row.heapBytes !== undefined && row.fileBytes ? `${(row.heapBytes / row.fileBytes).toFixed(1)}x file` : "") },
+  ];
+  const speed: Column = {
+    header: inMs(workload) ? "time" : "speed",
+    cell: (row) => {
+      if (inMs(workload)) return `${row.ms?.toFixed(1) ?? ""} ms`;
+      const partial = row.ops !== undefined && row.ops < 10 ? ` (${row.ops} done)` : "";
+      return `${rate(row.opsPerSecond)}/s${partial}`;
+    },
+  };
+  const picked: Column[] =
+    workload === "memory"
+      ? heap
+      : workload === "heapAfterSets"
+        ? [...heap, speed, stall]
+        : [
+            speed,
+            { header: "x limit", cell: (row) => (row.ratio === undefined ? "" : `${row.ratio.toFixed(2)}x`) },
+            ...(workload === "bigStore" || workload === "hugeStore" ? [{ header: "x empty", cell: (row: Row) => (row.vsEmpty === undefined ? "" : `${row.vsEmpty.toFixed(2)}x`) }] : []),
+            stall,
+            { header: "lost", cell: (row) => (row.lost === undefined ? "" : String(row.lost)) },
+          ];
+  if (rows.some((row) => row.journal !== undefined)) picked.push({ header: "journal / document", cell: (row) => journalText(row.journal) });
+  return picked;
+}
 
 /** A plain-text table for the terminal. */
 export function table(workload: Workload, title: string, rows: Row[]): string {
-  const lines = [headers(workload), ...rows.map((row) => cells(workload, row))];
+  const picked = columns(workload, rows);
+  const lines = [
+    ["system", "promise", ...picked.map((column) => column.header), "note"],
+    ...rows.map((row) => [row.system, row.promised, ...(row.failure ? [row.failure, ...picked.slice(1).map(() => "")] : picked.map((column) => column.cell(row))), row.note]),
+  ];
   const widths = lines[0]?.map((_, i) => Math.max(...lines.map((line) => (line[i] ?? "").length))) ?? [];
   const format = (line: string[]): string => line.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
   return [`\n${title}`, format(lines[0] ?? []), widths.map((w) => "-".repeat(w)).join("  "), ...lines.slice(1).map(format)].join("\n");
@@ -58,26 +102,31 @@ export function table(workload: Workload, title: string, rows: Row[]): string {
 
 /** The README's headline table: aiokv against its limit and against the fastest peer. */
 export function summary(report: Report): string {
-  const { aiokvSync, aiokvNoSync, aiokvRedis, keyvRedis } = systems;
+  const { aiokvSync, aiokvNoSync, aiokvJournal, aiokvJournalNoSync, sqliteFull, lmdb, aiokvRedis, keyvRedis } = systems;
+  const shown = [aiokvSync, aiokvNoSync, aiokvJournal, aiokvJournalNoSync];
+  const named = [sqliteFull, lmdb];
   const lines = [
     `Measured ${report.date.slice(0, 10)} on ${report.machine.cores} cores (${report.machine.cpu}), Node ${report.machine.node}; \`pnpm bench\` for the full tables.`,
     "",
-    `| workload | ${aiokvSync.name} | ${aiokvNoSync.name} | fastest file peer | ${aiokvRedis.name} | ${keyvRedis.name} |`,
-    "| --- | --- | --- | --- | --- | --- |",
+    `| workload | ${shown.map((system) => system.name).join(" | ")} | fastest other file peer | ${named.map((system) => system.name).join(" | ")} | ${aiokvRedis.name} | ${keyvRedis.name} |`,
+    `|${" --- |".repeat(shown.length + named.length + 4)}`,
   ];
   for (const { workload, title, rows } of report.results) {
-    if (workload === "memory") continue;
+    if (heapOnly(workload) || workload === "heapAfterSets") continue;
+    const figure = (row: Row): string => (inMs(workload) ? `${row.ms?.toFixed(1)} ms` : `${rate(row.opsPerSecond)}/s`);
     const show = (system: System): string => {
       const row = rows.find((r) => r.system === system.name);
-      if (!row || row.failure) return "";
-      const speed = workload === "cold" ? `${row.ms?.toFixed(1)} ms` : `${rate(row.opsPerSecond)}/s`;
-      return `${speed}${row.ratio === undefined ? "" : ` (${row.ratio.toFixed(2)}x limit)`}${row.lost ? `, ${row.lost} lost` : ""}`;
+      if (!row) return "";
+      if (row.failure) return row.failure.startsWith("unavailable") ? "unavailable" : "failed";
+      return `${figure(row)}${row.ratio === undefined ? "" : ` (${row.ratio.toFixed(2)}x limit)`}${row.lost ? `, ${row.lost} lost` : ""}`;
     };
-    const peers = rows.filter((r) => r.kind === "peer" && !r.failure && r.promised !== "in redis");
-    const best = workload === "cold" ? peers.sort((a, b) => (a.ms ?? Infinity) - (b.ms ?? Infinity))[0] : peers.sort((a, b) => (b.opsPerSecond ?? 0) - (a.opsPerSecond ?? 0))[0];
-    const bestText = best ? `${best.system} (${best.promised}): ${workload === "cold" ? `${best.ms?.toFixed(1)} ms` : `${rate(best.opsPerSecond)}/s`}${best.lost ? `, ${best.lost} lost` : ""}` : "";
-    lines.push(`| ${title} | ${show(aiokvSync)} | ${show(aiokvNoSync)} | ${bestText} | ${show(aiokvRedis)} | ${show(keyvRedis)} |`);
+    const others = rows.filter((r) => r.kind === "peer" && !r.failure && r.promised !== "in redis" && !named.some((system) => system.name === r.system));
+    const best = inMs(workload) ? others.sort((a, b) => (a.ms ?? Infinity) - (b.ms ?? Infinity))[0] : others.sort((a, b) => (b.opsPerSecond ?? 0) - (a.opsPerSecond ?? 0))[0];
+    const bestText = best ? `${best.system} (${best.promised}): ${figure(best)}${best.lost ? `, ${best.lost} lost` : ""}` : "";
+    lines.push(`| ${title} | ${shown.map(show).join(" | ")} | ${bestText} | ${named.map(show).join(" | ")} | ${show(aiokvRedis)} | ${show(keyvRedis)} |`);
   }
+  lines.push("", "Targets of the journal (issue 12), in this run:", "", "| target | measured | met |", "| --- | --- | --- |");
+  for (const target of targets(report)) lines.push(`| ${target.target} | ${target.measured} | ${verdict(target)} |`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -91,18 +140,18 @@ export function chart(report: Report): string {
   const width = 900;
   const left = 230;
   const barHeight = 14;
-  const panels = report.results.filter((r) => r.workload !== "memory");
+  const panels = report.results.filter((r) => !heapOnly(r.workload) && r.workload !== "heapAfterSets");
   let y = 40;
   const parts: string[] = [];
   for (const { workload, title, rows } of panels) {
     parts.push(`<text x="10" y="${y}" font-weight="bold">${escapeXml(title)}</text>`);
     y += 8;
-    const speeds = rows.map((r) => (workload === "cold" ? (r.ms ? 1000 / r.ms : 0) : (r.opsPerSecond ?? 0)));
+    const speeds = rows.map((r) => (inMs(workload) ? (r.ms ? 1000 / r.ms : 0) : (r.opsPerSecond ?? 0)));
     const max = Math.log10(Math.max(...speeds, 10));
     for (const [i, row] of rows.entries()) {
       const speed = speeds[i] ?? 0;
       const length = speed > 1 ? ((width - left - 150) * Math.log10(speed)) / max : 1;
-      const label = row.failure ? row.failure : workload === "cold" ? `${row.ms?.toFixed(1)} ms` : `${rate(row.opsPerSecond)}/s${row.lost ? `, ${row.lost} lost` : ""}`;
+      const label = row.failure ? row.failure : inMs(workload) ? `${row.ms?.toFixed(1)} ms` : `${rate(row.opsPerSecond)}/s${row.lost ? `, ${row.lost} lost` : ""}`;
       parts.push(
         `<text x="${left - 6}" y="${y + barHeight - 3}" text-anchor="end">${escapeXml(row.system)}</text>`,
         `<rect x="${left}" y="${y}" width="${length.toFixed(1)}" height="${barHeight - 2}" fill="${colours[row.kind]}"/>`,
@@ -121,4 +170,151 @@ export function chart(report: Report): string {
     "</svg>",
     "",
   ].join("\n");
+}
+
+/** One performance target of the journal (issue 12), as measured in this run. */
+export interface Target {
+  target: string;
+  measured: string;
+  /** `undefined` when this run could not measure it (a row missing, failed or unavailable, a workload skipped). */
+  met: boolean | undefined;
+}
+
+const verdict = (target: Target): string => (target.met === undefined ? "not measured" : target.met ? "met" : "not met");
+
+/** The targets as lines for the terminal. */
+export function targetLines(list: Target[]): string[] {
+  const width = Math.max(...list.map((target) => target.target.length));
+  return ["Targets of the journal (issue 12), in this run:", ...list.map((target) => `${verdict(target).padEnd(12)}  ${target.target.padEnd(width)}  ${target.measured}`)];
+}
+
+/**
+ * Each performance target of issue 12, as a ratio inside this run and whether it is met. The
+ * journal is `aiokv (journal, sync)` unless a target names its no-sync variant.
+ */
+export function targets({ counts, results }: Results): Target[] {
+  const { aiokvJournal: journal, aiokvJournalNoSync: journalNoSync, aiokvSync, sqliteFull, lmdb, nodePersist, unstorage, journalSynced, readParse } = systems;
+  const row = (workload: Workload, system: System): Row | undefined => {
+    const found = results.find((r) => r.workload === workload)?.rows.find((r) => r.system === system.name);
+    return found && !found.failure ? found : undefined;
+  };
+  const speed = (r: Row): string => `${rate(r.opsPerSecond)}/s`;
+  const missing = (...names: Array<[Workload, System]>): string => {
+    const absent = names.filter(([workload, system]) => row(workload, system)?.opsPerSecond === undefined && row(workload, system)?.heapBytes === undefined);
+    return `no figure for ${absent.map(([workload, system]) => `${system.name} in ${workload}${results.some((r) => r.workload === workload) ? "" : " (not run)"}`).join(", ")}`;
+  };
+  const list: Target[] = [];
+
+  // 1. Sequential small synced sets.
+  const seq = row("sequential", journal);
+  const seqSqlite = row("sequential", sqliteFull);
+  const seqLimit = row("sequential", journalSynced);
+  list.push(
+    seq?.opsPerSecond && seqSqlite?.opsPerSecond
+      ? {
+          target: `journal (sync), ${counts.sequential} sequential small sets: at least SQLite FULL's rate`,
+          measured: `${speed(seq)} against ${speed(seqSqlite)}: ${(seq.opsPerSecond / seqSqlite.opsPerSecond).toFixed(2)}x its rate`,
+          met: seq.opsPerSecond >= seqSqlite.opsPerSecond,
+        }
+      : { target: `journal (sync), ${counts.sequential} sequential small sets: at least SQLite FULL's rate`, measured: missing(["sequential", journal], ["sequential", sqliteFull]), met: undefined },
+    seq?.opsPerSecond && seqLimit?.opsPerSecond
+      ? {
+          target: `journal (sync), ${counts.sequential} sequential small sets: within 1.3x the journal limit's time`,
+          measured: `${speed(seq)} against ${speed(seqLimit)}: ${(seqLimit.opsPerSecond / seq.opsPerSecond).toFixed(2)}x its time`,
+          met: seqLimit.opsPerSecond / seq.opsPerSecond <= 1.3,
+        }
+      : { target: `journal (sync), ${counts.sequential} sequential small sets: within 1.3x the journal limit's time`, measured: missing(["sequential", journal], ["sequential", journalSynced]), met: undefined },
+  );
+
+  // 2. Sets into prefilled stores, against the same sets into an empty store, and against the one-file-per-key stores.
+  // A smoke run has no 100,000-key store (hugeStore 0): its targets are "not measured".
+  for (const [workload, keys] of [["bigStore", counts.bigStore], ["hugeStore", counts.hugeStore || 100_000]] as const) {
+    const store = `${counts.bigSets} sets into a ${keys.toLocaleString("en-US")}-key store`;
+    for (const system of [journal, journalNoSync]) {
+      const into = row(workload, system);
+      const empty = row("emptyStore", system);
+      const target = `${system.name}, ${store}: within 20% of its rate into an empty store`;
+      list.push(
+        into?.opsPerSecond && empty?.opsPerSecond
+          ? { target, measured: `${speed(into)} against ${speed(empty)}: ${(into.opsPerSecond / empty.opsPerSecond).toFixed(2)}x`, met: into.opsPerSecond >= 0.8 * empty.opsPerSecond }
+          : { target, measured: missing([workload, system], ["emptyStore", system]), met: undefined },
+      );
+    }
+    const into = row(workload, journal);
+    const peers = [nodePersist, unstorage].map((system) => row(workload, system));
+    const target = `journal (sync), ${store}: ahead of node-persist and unstorage (unsynced)`;
+    const fastest = Math.max(...peers.map((peer) => peer?.opsPerSecond ?? 0));
+    list.push(
+      into?.opsPerSecond && peers.every((peer) => peer?.opsPerSecond)
+        ? {
+            target,
+            measured: `${speed(into)} against ${peers.map((peer) => `${peer?.system} ${speed(peer as Row)}`).join(", ")}: ${(into.opsPerSecond / fastest).toFixed(2)}x the faster`,
+            met: into.opsPerSecond > fastest,
+          }
+        : { target, measured: missing([workload, journal], [workload, nodePersist], [workload, unstorage]), met: undefined },
+    );
+  }
+
+  // 3. Concurrent sets.
+  const burst = row("concurrent", journal);
+  const burstLmdb = row("concurrent", lmdb);
+  const burstTarget = `journal (sync), bursts of ${counts.concurrent} concurrent sets: ahead of lmdb`;
+  list.push(
+    burst?.opsPerSecond && burstLmdb?.opsPerSecond
+      ? { target: burstTarget, measured: `${speed(burst)} against ${speed(burstLmdb)}: ${(burst.opsPerSecond / burstLmdb.opsPerSecond).toFixed(2)}x`, met: burst.opsPerSecond > burstLmdb.opsPerSecond }
+      : { target: burstTarget, measured: missing(["concurrent", journal], ["concurrent", lmdb]), met: undefined },
+  );
+  const lossTarget = `journal, bursts of ${counts.concurrent} concurrent sets (and the trickle): 0 lost after a reopen`;
+  const losses = (["concurrent", "trickle"] as const).flatMap((workload) => [journal, journalNoSync].map((system) => ({ workload, system, found: row(workload, system) })));
+  list.push(
+    losses.every(({ found }) => found?.lost !== undefined)
+      ? { target: lossTarget, measured: losses.map(({ workload, system, found }) => `${system.name} ${workload}: ${found?.lost} lost`).join(", "), met: losses.every(({ found }) => found?.lost === 0) }
+      : { target: lossTarget, measured: missing(...losses.map(({ workload, system }) => [workload, system] as [Workload, System])), met: undefined },
+  );
+
+  // 4. Cold open with a journal.
+  const cold = row("coldJournal", journal);
+  const coldLimit = row("coldJournal", readParse);
+  const coldTarget = `journal, cold open of ${counts.coldStore.toLocaleString("en-US")} keys + ${counts.journalRecords.toLocaleString("en-US")} journal records: within 2x readFile + JSON.parse of the compacted file`;
+  list.push(
+    cold?.ms && coldLimit?.ms
+      ? { target: coldTarget, measured: `${cold.ms.toFixed(1)} ms against ${coldLimit.ms.toFixed(1)} ms: ${(cold.ms / coldLimit.ms).toFixed(2)}x its time`, met: cold.ms <= 2 * coldLimit.ms }
+      : { target: coldTarget, measured: missing(["coldJournal", journal], ["coldJournal", readParse]), met: undefined },
+  );
+
+  // 5. The journal's size against the document's, wherever a journal store was sampled (before close).
+  const samples = results.flatMap(({ workload, rows }) => rows.flatMap((r) => (r.journal && !r.failure ? [{ workload, system: r.system, sample: r.journal }] : [])));
+  const worst = (list: typeof samples): (typeof samples)[number] | undefined => [...list].sort((a, b) => journalRatio(b.sample) - journalRatio(a.sample))[0];
+  const describe = (found: (typeof samples)[number]): string => `${journalText(found.sample)} (${found.system}, ${found.workload})`;
+  const all = worst(samples);
+  list.push(
+    all
+      ? { target: "journal bytes never more than about 2x the document's: largest seen", measured: describe(all), met: journalRatio(all.sample) <= 2 }
+      : { target: "journal bytes never more than about 2x the document's: largest seen", measured: "no journal store sampled", met: undefined },
+  );
+  // The compaction rule's floor (64 KiB) lets a small document's journal outgrow it many times: shown apart.
+  const large = worst(samples.filter(({ sample }) => sample.documentBytes >= 64 * 1024));
+  list.push(
+    large
+      ? { target: "the same, among documents of 64 KiB or more (the compaction floor)", measured: describe(large), met: journalRatio(large.sample) <= 2 }
+      : { target: "the same, among documents of 64 KiB or more (the compaction floor)", measured: "no such document sampled", met: undefined },
+  );
+
+  // 6. Heap after many sets.
+  const heap = row("heapAfterSets", journal);
+  const heapOff = row("heapAfterSets", aiokvSync);
+  const heapTarget = `heap after ${counts.heapSets.toLocaleString("en-US")} sets into a ${counts.bigStore.toLocaleString("en-US")}-key store: journal within 1.5x of no journal`;
+  list.push(
+    heap?.heapBytes !== undefined && heapOff?.heapBytes
+      ? { target: heapTarget, measured: `${kib(heap.heapBytes)} against ${kib(heapOff.heapBytes)}: ${(heap.heapBytes / heapOff.heapBytes).toFixed(2)}x`, met: heap.heapBytes <= 1.5 * heapOff.heapBytes }
+      : { target: heapTarget, measured: missing(["heapAfterSets", journal], ["heapAfterSets", aiokvSync]), met: undefined },
+  );
+
+  // 7. Journal off against main before the journal.
+  list.push({
+    target: "journal off: no workload slower than main before the journal, in the same run",
+    measured: "needs main before the journal built beside this one; this run compares no two builds",
+    met: undefined,
+  });
+  return list;
 }

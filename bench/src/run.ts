@@ -1,6 +1,7 @@
 // pnpm bench: every system on every workload that applies, each cell in a fresh worker and temp
 // directory, repeated; prints a table per workload, writes results/latest.json and chart.svg.
 // pnpm bench --smoke: tiny counts, one repeat, results to a temp directory (what CI runs).
+import { spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, hostname, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -8,23 +9,42 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import type { CellInput } from "./cell.js";
-import { chart, summary, table, type Row } from "./report.js";
+import { chart, summary, table, targets, targetLines, type Row } from "./report.js";
 import { systems, type Promised, type System } from "./systems.js";
 import { haveRedis, startRedis } from "@aiokv/tests/redis-server";
-import type { Counts, Measured, Workload } from "./workloads.js";
+import { journalRatio, type Counts, type Measured, type Workload } from "./workloads.js";
 
 const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, out: { type: "string" } } });
 const smoke = values.smoke === true;
+// Smoke: no 100,000-key store (hugeStore 0 skips it), a few hundred journal records and sets.
 const counts: Counts = smoke
-  ? { sequential: 20, bigStore: 200, bigSets: 5, concurrent: 50, bursts: 2, trickle: 10, getStore: 100, gets: 1000, coldStore: 200, budgetMs: 500 }
-  : { sequential: 500, bigStore: 10_000, bigSets: 200, concurrent: 1000, bursts: 10, trickle: 200, getStore: 1000, gets: 100_000, coldStore: 10_000, budgetMs: 1000 };
+  ? { sequential: 20, bigStore: 200, hugeStore: 0, bigSets: 5, concurrent: 50, bursts: 2, trickle: 10, getStore: 100, gets: 1000, coldStore: 200, journalRecords: 200, heapSets: 500, budgetMs: 500 }
+  : {
+      sequential: 500,
+      bigStore: 10_000,
+      hugeStore: 100_000,
+      bigSets: 200,
+      concurrent: 1000,
+      bursts: 10,
+      trickle: 200,
+      getStore: 1000,
+      gets: 100_000,
+      coldStore: 10_000,
+      journalRecords: 10_000,
+      heapSets: 100_000,
+      budgetMs: 1000,
+    };
 const repeats = smoke ? 1 : 3;
 const timeoutMs = smoke ? 30_000 : 15_000;
 const outDir = values.out ?? (smoke ? join(tmpdir(), "aiokv-bench-smoke") : fileURLToPath(new URL("../results", import.meta.url)));
 
 const s = systems;
 const aiokv = [s.aiokvSync, s.aiokvNoSync, s.aiokvMemory, s.aiokvKeyv];
+const journal = [s.aiokvJournal, s.aiokvJournalNoSync];
 const peers = [s.lowdb, s.conf, s.keyvFile, s.nodePersist, s.unstorage];
+// Native modules: a load that fails makes their rows "unavailable" (see probe below).
+const engines = [s.sqliteFull, s.sqliteNormal, s.lmdb];
+const journalLimits = [s.journalSynced, s.journalUnsynced];
 // On the local redis-server that this run starts, when one is installed.
 const redis = [s.aiokvRedis, s.keyvRedis, s.rawSet];
 
@@ -32,26 +52,55 @@ interface Plan {
   workload: Workload;
   title: string;
   systems: System[];
-  /** The limit a system making this promise is compared with. */
-  limit(promised: Promised): System<"limit"> | undefined;
+  /** The limit a system is compared with: the one that makes its promise the way it writes (a whole file, or appends). */
+  limit(system: System): System<"limit"> | undefined;
+  /** This workload's cells' time limit, when it is not the run's. */
+  timeoutMs?: number;
 }
 
-const bySync = (synced: System<"limit">, unsynced: System<"limit">) => (promised: Promised) =>
-  promised === "in memory" ? undefined : promised === "in redis" ? s.rawSet : promised === "synced" ? synced : unsynced;
-const groupCommit = { systems: [...aiokv, ...peers, s.idealSynced, s.idealUnsynced, ...redis], limit: bySync(s.idealSynced, s.idealUnsynced) };
+type Limits = readonly [synced: System<"limit">, unsynced: System<"limit">];
+/** Whole-file systems against `whole`, appending ones (journal, SQLite, lmdb) against the append limits. */
+const bySync =
+  ([synced, unsynced]: Limits, [appendSynced, appendUnsynced]: Limits = [s.journalSynced, s.journalUnsynced]) =>
+  (system: System): System<"limit"> | undefined => {
+    const promised: Promised = system.promised;
+    if (promised === "in memory") return undefined;
+    if (promised === "in redis") return s.rawSet;
+    return system.appends === true ? (promised === "synced" ? appendSynced : appendUnsynced) : promised === "synced" ? synced : unsynced;
+  };
+const groupCommit = {
+  systems: [...aiokv, ...journal, ...peers, ...engines, s.idealSynced, s.idealUnsynced, ...journalLimits, ...redis],
+  limit: bySync([s.idealSynced, s.idealUnsynced]),
+};
+const intoStores = [...aiokv, ...journal, ...peers, ...engines, s.rawSameTextSynced, s.rawSameTextUnsynced, s.rawSynced, s.rawUnsynced, ...journalLimits, ...redis];
+const intoStoresLimit = bySync([s.rawSameTextSynced, s.rawSameTextUnsynced]);
 
-const plans: Plan[] = [
+const allPlans: Plan[] = [
   {
     workload: "sequential",
     title: `${counts.sequential} sequential awaited sets of small keys into an empty store`,
-    systems: [...aiokv, ...peers, s.rawSynced, s.rawUnsynced, ...redis],
-    limit: bySync(s.rawSynced, s.rawUnsynced),
+    systems: [...aiokv, ...journal, ...peers, ...engines, s.rawSynced, s.rawUnsynced, ...journalLimits, ...redis],
+    limit: bySync([s.rawSynced, s.rawUnsynced]),
+  },
+  {
+    workload: "emptyStore",
+    title: `${counts.bigSets} sequential awaited sets into an empty store (the sets of the next workloads, for their "x empty")`,
+    systems: intoStores,
+    limit: intoStoresLimit,
   },
   {
     workload: "bigStore",
     title: `${counts.bigSets} sequential awaited sets into a store of ${counts.bigStore} keys`,
-    systems: [...aiokv, ...peers, s.rawSameTextSynced, s.rawSameTextUnsynced, s.rawSynced, s.rawUnsynced, ...redis],
-    limit: bySync(s.rawSameTextSynced, s.rawSameTextUnsynced),
+    systems: intoStores,
+    limit: intoStoresLimit,
+  },
+  {
+    workload: "hugeStore",
+    title: `${counts.bigSets} sequential awaited sets into a store of ${counts.hugeStore} keys`,
+    systems: intoStores,
+    limit: intoStoresLimit,
+    // Its prefill writes 100,000 files for the one-file-per-key stores.
+    timeoutMs: 180_000,
   },
   {
     workload: "concurrent",
@@ -66,30 +115,44 @@ const plans: Plan[] = [
   {
     workload: "get",
     title: `${counts.gets} gets of existing keys in a ${counts.getStore}-key store`,
-    systems: [...aiokv, ...peers, s.mapClone, s.aiokvRedis, s.keyvRedis],
+    systems: [...aiokv, ...journal, ...peers, ...engines, s.mapClone, s.aiokvRedis, s.keyvRedis],
     limit: () => s.mapClone,
   },
   {
     workload: "cold",
     title: `cold open of a ${counts.coldStore}-key store plus the first get`,
-    systems: [s.aiokvSync, ...peers, s.readParse, s.aiokvRedis, s.keyvRedis],
+    systems: [s.aiokvSync, s.aiokvJournal, ...peers, ...engines, s.readParse, s.aiokvRedis, s.keyvRedis],
+    limit: () => s.readParse,
+  },
+  {
+    workload: "coldJournal",
+    title: `cold open of a ${counts.coldStore}-key store plus a journal of ${counts.journalRecords} records (each key set again) and the first get; the limit reads the compacted file`,
+    systems: [s.aiokvJournal, s.aiokvSync, s.journalSynced, s.readParse],
     limit: () => s.readParse,
   },
   {
     workload: "memory",
     title: `heap held by an open ${counts.coldStore}-key store, against the size of its files`,
-    systems: [s.aiokvSync, s.aiokvMemory, ...peers, s.readParse],
+    systems: [s.aiokvSync, s.aiokvJournal, s.aiokvMemory, ...peers, ...engines, s.readParse],
     limit: () => undefined,
   },
+  {
+    workload: "heapAfterSets",
+    title: `heap held by an open ${counts.bigStore}-key store after ${counts.heapSets} sets to its keys (bursts of ${counts.concurrent}), journal against none`,
+    systems: [s.aiokvSync, s.aiokvJournal, s.aiokvNoSync, s.aiokvJournalNoSync],
+    limit: () => undefined,
+    timeoutMs: 120_000,
+  },
 ];
+const plans = allPlans.filter((plan) => plan.workload !== "hugeStore" || counts.hugeStore > 0);
 
-function cell(input: CellInput): Promise<Measured | string> {
+function cell(input: CellInput, limitMs: number): Promise<Measured | string> {
   return new Promise((resolve) => {
     const worker = new Worker(new URL("./cell.js", import.meta.url), { workerData: input });
     const timer = setTimeout(() => {
       void worker.terminate();
-      resolve(`timed out after ${timeoutMs / 1000} s`);
-    }, timeoutMs);
+      resolve(`timed out after ${limitMs / 1000} s`);
+    }, limitMs);
     worker.once("message", (message: { ok: boolean; result?: Measured; error?: string }) => {
       clearTimeout(timer);
       void worker.terminate();
@@ -111,6 +174,37 @@ async function benchRedis(): Promise<(() => Promise<void>) | undefined> {
 }
 const stopRedis = await benchRedis();
 
+/**
+ * Runs a system's probe in a child process (a native module that crashes takes only that down):
+ * why it is unavailable, or `undefined` when it loaded and worked.
+ */
+function probe(system: System): Promise<string | undefined> {
+  if (system.probe === undefined) return Promise.resolve(undefined);
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", system.probe ?? ""], {
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+      stdio: ["ignore", "ignore", "pipe"],
+      timeout: 60_000,
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("error", (error) => done(error.message));
+    child.on("close", (code, signal) => {
+      if (code === 0) return done(undefined);
+      const why = stderr.split("\n").find((line) => /Error|error:/.test(line))?.trim() ?? stderr.trim().split("\n").at(-1) ?? "";
+      done(signal ? `crashed (${signal}) ${why}`.trim() : why || `exit code ${code}`);
+    });
+  });
+}
+const unavailable = new Map<System, string>();
+for (const system of new Set(plans.flatMap((plan) => plan.systems))) {
+  const why = await probe(system);
+  if (why !== undefined) {
+    unavailable.set(system, `unavailable: ${why.slice(0, 160)}`);
+    console.log(`${system.name}: unavailable (${why})`);
+  }
+}
+
 const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)] ?? NaN;
 const started = Date.now();
 const results: Array<{ workload: Workload; title: string; rows: Row[] }> = [];
@@ -119,11 +213,11 @@ for (const plan of plans) {
   // Repeats go round the systems, not one system at a time: a noisy minute on a shared machine
   // then lands on every system alike instead of on whichever was running.
   const runsOf = new Map<System, Measured[]>(plan.systems.map((system) => [system, []]));
-  const failures = new Map<System, string>();
+  const failures = new Map<System, string>([...unavailable].filter(([system]) => plan.systems.includes(system)));
   for (let r = 0; r < repeats; r++) {
     for (const system of plan.systems) {
       if (failures.has(system)) continue;
-      const outcome = await cell({ system: system.name, workload: plan.workload, counts });
+      const outcome = await cell({ system: system.name, workload: plan.workload, counts }, Math.max(timeoutMs, plan.timeoutMs ?? 0));
       if (typeof outcome === "string") failures.set(system, outcome);
       else runsOf.get(system)?.push(outcome);
     }
@@ -144,12 +238,21 @@ for (const plan of plans) {
       lost: runs.length && runs[0]?.lost !== undefined ? Math.max(...runs.map((m) => m.lost ?? 0)) : undefined,
       heapBytes: runs.length && runs[0]?.heapBytes !== undefined ? median(runs.map((m) => m.heapBytes ?? 0)) : undefined,
       fileBytes: runs[0]?.fileBytes,
-      limit: plan.limit(system.promised)?.name,
+      // The run whose journal was longest against its document.
+      journal: runs
+        .map((m) => m.journal)
+        .filter((sample) => sample !== undefined)
+        .sort((a, b) => journalRatio(b) - journalRatio(a))[0],
+      limit: plan.limit(system)?.name,
     });
   }
+  // The same sets into an empty store: what the prefilled store's size costs each system.
+  const empty = plan.workload === "bigStore" || plan.workload === "hugeStore" ? results.find((r) => r.workload === "emptyStore") : undefined;
   for (const row of rows) {
     const limit = rows.find((r) => r.system === row.limit);
     if (limit?.opsPerSecond && row.opsPerSecond && row.system !== row.limit) row.ratio = limit.opsPerSecond / row.opsPerSecond;
+    const emptyRate = empty?.rows.find((r) => r.system === row.system)?.opsPerSecond;
+    if (emptyRate && row.opsPerSecond) row.vsEmpty = row.opsPerSecond / emptyRate;
   }
   results.push({ workload: plan.workload, title: plan.title, rows });
   console.log(table(plan.workload, plan.title, rows));
@@ -165,7 +268,9 @@ const machine = {
   platform: `${process.platform} ${process.arch}`,
   host: hostname(),
 };
-const report = { date: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000), smoke, repeats, counts, machine, results };
+const met = targets({ counts, results });
+console.log(`\n${targetLines(met).join("\n")}`);
+const report = { date: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000), smoke, repeats, counts, machine, results, targets: met };
 await mkdir(outDir, { recursive: true });
 await writeFile(join(outDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
 await writeFile(join(outDir, "chart.svg"), chart(report));

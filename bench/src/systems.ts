@@ -1,11 +1,13 @@
 // The systems of the benchmark in one table: aiokv, the peers it is compared with, and the raw
 // limits of the work a set or get must do. Each opens its store in a directory of its own.
-import { mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, open, readFile, rename, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { AioKV, type Backend } from "@aiokv/core";
+import { AioKV, type AioKVOptions, type Backend } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
-import { MemoryBackend } from "@aiokv/memory-backend";
+import type { MemoryBackend } from "@aiokv/memory-backend";
 import type { Driver } from "unstorage";
+import type { JournalSample } from "./workloads.js";
 
 // Each system's modules are loaded by its own cells only (before anything is timed), so that a
 // cell's worker does not pay for loading every peer.
@@ -30,12 +32,55 @@ export interface System<K extends Kind = Kind> {
   open(dir: string): Promise<Store>;
   /** Writes `entries` as this system's stored state (its own API, or its file format). */
   prefill(dir: string, entries: Record<string, unknown>): Promise<void>;
+  /**
+   * Writes `entries` as a document plus `records` as a journal of later sets not yet compacted
+   * into it, where the system has one; otherwise the state they make, as `prefill` writes it.
+   */
+  prefillJournal(dir: string, entries: Record<string, unknown>, records: ReadonlyArray<readonly [string, unknown]>): Promise<void>;
+  /**
+   * Appends a line per set instead of rewriting a document (aiokv's journal, its limit, SQLite's
+   * WAL, lmdb's pages): compared with the append limit rather than the whole-file one.
+   */
+  readonly appends?: boolean;
+  /** aiokv's journal mode: the workloads measure its journal's size against the document's. */
+  readonly journal?: boolean;
+  /**
+   * A module that loads the system and uses it once, run in a child process before the bench: a
+   * native module that fails to load or crashes there makes the system's rows "unavailable"
+   * instead of taking the bench down with it.
+   */
+  readonly probe?: string;
+}
+
+interface Extras {
+  prefill?: System["prefill"] | undefined;
+  prefillJournal?: System["prefillJournal"] | undefined;
+  appends?: boolean;
+  journal?: boolean;
+  probe?: string;
 }
 
 /** A system; without `prefill`, its stored state is written by sets through its own API. */
-function system<K extends Kind>(kind: K, name: string, promised: Promised, note: string, open: System["open"], prefill?: System["prefill"]): System<K> {
-  const defined: System<K> = { name, kind, promised, note, open, prefill: prefill ?? ((dir, entries) => prefillBySets(defined, dir, entries)) };
+function system<K extends Kind>(kind: K, name: string, promised: Promised, note: string, open: System["open"], extras: Extras | System["prefill"] = {}): System<K> {
+  const { prefill, prefillJournal, ...flags } = typeof extras === "function" ? { prefill: extras } : extras;
+  const defined: System<K> = {
+    name,
+    kind,
+    promised,
+    note,
+    open,
+    prefill: prefill ?? ((dir, entries) => prefillBySets(defined, dir, entries)),
+    prefillJournal: prefillJournal ?? ((dir, entries, records) => defined.prefill(dir, applied(entries, records))),
+    ...flags,
+  };
   return defined;
+}
+
+/** The document that `records` make of `entries`: what a compaction writes. */
+export function applied(entries: Record<string, unknown>, records: ReadonlyArray<readonly [string, unknown]>): Record<string, unknown> {
+  const state = { ...entries };
+  for (const [key, value] of records) state[key] = value;
+  return state;
 }
 
 async function prefillBySets(system: System, dir: string, entries: Record<string, unknown>): Promise<void> {
@@ -51,6 +96,16 @@ const jsonFile = (dir: string): string => join(dir, "state.json");
 const writeJson = (dir: string, entries: Record<string, unknown>): Promise<void> =>
   mkdir(dir, { recursive: true }).then(() => writeFile(jsonFile(dir), JSON.stringify(entries)));
 
+/** The bytes of a file-backed aiokv store's journal and document in the directory now (0 for one absent). */
+export async function journalSizes(dir: string): Promise<JournalSample> {
+  const size = (file: string): Promise<number> => stat(file).then(
+    (info) => info.size,
+    () => 0,
+  );
+  const [journalBytes, documentBytes] = await Promise.all([size(`${jsonFile(dir)}.journal`), size(jsonFile(dir))]);
+  return { journalBytes, documentBytes };
+}
+
 /** The document in the directory's JSON file, or an empty one. */
 async function readJson(dir: string): Promise<Record<string, unknown>> {
   await mkdir(dir, { recursive: true });
@@ -63,12 +118,31 @@ function aiokv(
   note: string,
   backend: (dir: string) => Backend | Promise<Backend>,
   prefill?: System["prefill"],
+  options: AioKVOptions = {},
 ): System<"aiokv"> {
   const open = async (dir: string): Promise<Store> => {
-    const kv = new AioKV(await backend(dir));
+    const kv = new AioKV(await backend(dir), options);
     return { set: (k, v) => kv.set(k, v as never), get: (k) => kv.get(k), close: () => kv.close() };
   };
-  return system("aiokv", name, promised, note, open, prefill ?? (promised === "in memory" ? undefined : writeJson));
+  const onFile = promised === "synced" || promised === "unsynced";
+  return system("aiokv", name, promised, note, open, {
+    prefill: prefill ?? (promised === "in memory" ? undefined : writeJson),
+    // Every aiokv store on a file reads the journal it finds there, journal mode or not.
+    prefillJournal: onFile ? writeJournal : undefined,
+    ...(options.journal === true && { appends: true, journal: true }),
+  });
+}
+
+/**
+ * The document, and beside it a journal of `records` as aiokv writes one (version 1: a header
+ * naming the document by its SHA-256, then one line per write), as a store that did not close
+ * leaves them.
+ */
+async function writeJournal(dir: string, entries: Record<string, unknown>, records: ReadonlyArray<readonly [string, unknown]>): Promise<void> {
+  await writeJson(dir, entries);
+  const base = `sha256:${createHash("sha256").update(await readFile(jsonFile(dir))).digest("hex")}`;
+  const lines = [JSON.stringify({ aiokv: "journal", version: 1, base }), ...records.map(([key, value]) => JSON.stringify({ set: [[key, value]] }))];
+  await writeFile(`${jsonFile(dir)}.journal`, `${lines.join("\n")}\n`);
 }
 
 /** A keyv instance as a Store. */
@@ -171,15 +245,187 @@ async function replace(file: string, text: string, synced: boolean): Promise<voi
   }
 }
 
+/**
+ * The journal's limit: the document in memory, and one JSON line per write appended to a file
+ * kept open, with `fdatasync` when synced; sets that arrive during an append share the next one
+ * (group commit). No compaction: what a journal costs before it is ever rewritten.
+ */
+function journalLimit(name: string, synced: boolean): System<"limit"> {
+  const file = (dir: string): string => join(dir, "limit.journal");
+  const open = async (dir: string): Promise<Store> => {
+    const data = await readJson(dir);
+    for (const line of (await readFile(file(dir), "utf8").catch(() => "")).split("\n").slice(0, -1)) {
+      for (const [key, value] of (JSON.parse(line) as { set: Array<[string, unknown]> }).set) data[key] = value;
+    }
+    const handle = await openAppending(file(dir), synced);
+    let pending: string[] = [];
+    let writing: Promise<void> | undefined;
+    let next: Promise<void> | undefined;
+    const flush = (): Promise<void> => {
+      const write = (async () => {
+        await writing?.catch(() => {});
+        next = undefined;
+        const line = `{"set":[${pending.join(",")}]}\n`;
+        pending = [];
+        await handle.write(line);
+        if (synced) await handle.datasync();
+      })();
+      writing = write;
+      return write;
+    };
+    return {
+      set: (k, v) => {
+        data[k] = v;
+        pending.push(`[${JSON.stringify(k)},${JSON.stringify(v)}]`);
+        return (next ??= flush());
+      },
+      get: async (k) => structuredClone(data[k]),
+      close: async () => {
+        await writing;
+        await handle.close();
+      },
+    };
+  };
+  const note = synced ? "the limit for a journal: one JSON line appended + fdatasync per write, group commit" : "the same without fdatasync";
+  const prefillJournal = async (dir: string, entries: Record<string, unknown>, records: ReadonlyArray<readonly [string, unknown]>): Promise<void> => {
+    await writeJson(dir, entries);
+    await writeFile(file(dir), records.map(([key, value]) => `${JSON.stringify({ set: [[key, value]] })}\n`).join(""));
+  };
+  return system("limit", name, synced ? "synced" : "unsynced", note, open, { prefill: writeJson, prefillJournal, appends: true });
+}
+
+/** Opens a file for appending; one that is new has its directory synced (untimed: at open). */
+async function openAppending(file: string, synced: boolean): Promise<FileHandle> {
+  const existed = await readFile(file).then(
+    () => true,
+    () => false,
+  );
+  const handle = await open(file, "a");
+  if (synced && !existed) {
+    const dir = await open(join(file, ".."), "r");
+    await dir.sync();
+    await dir.close();
+  }
+  return handle;
+}
+
+/**
+ * better-sqlite3 (12: 13 needs Node 22) in WAL mode: one table of keys and JSON text, prepared
+ * statements, one `INSERT OR REPLACE` (one transaction) per set. Its calls are synchronous.
+ */
+function sqlite(synchronous: "FULL" | "NORMAL"): System<"peer"> {
+  const connect = async (dir: string): Promise<import("better-sqlite3").Database> => {
+    const { default: Database } = await import("better-sqlite3");
+    await mkdir(dir, { recursive: true });
+    const db = new Database(join(dir, "state.db"));
+    db.pragma("journal_mode = WAL");
+    db.pragma(`synchronous = ${synchronous}`);
+    db.exec("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)");
+    return db;
+  };
+  const open = async (dir: string): Promise<Store> => {
+    const db = await connect(dir);
+    const put = db.prepare<[string, string]>("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)");
+    const read = db.prepare<[string], { value: string }>("SELECT value FROM kv WHERE key = ?");
+    return {
+      set: async (k, v) => put.run(k, JSON.stringify(v)),
+      get: async (k) => {
+        const row = read.get(k);
+        return row === undefined ? undefined : (JSON.parse(row.value) as unknown);
+      },
+      close: async () => void db.close(),
+    };
+  };
+  const prefill = async (dir: string, entries: Record<string, unknown>): Promise<void> => {
+    const db = await connect(dir);
+    const put = db.prepare<[string, string]>("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)");
+    db.transaction(() => {
+      for (const [key, value] of Object.entries(entries)) put.run(key, JSON.stringify(value));
+    })();
+    db.close();
+  };
+  const note =
+    synchronous === "FULL"
+      ? "better-sqlite3 12, WAL, synchronous=FULL: each commit synced; INSERT OR REPLACE of JSON text, sync API"
+      : "better-sqlite3 12, WAL, synchronous=NORMAL: atomic, the WAL synced only at checkpoints; sync API";
+  const probe = `import Database from "better-sqlite3";
+const db = new Database(":memory:");
+db.pragma("journal_mode = WAL");
+db.exec("CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT)");
+db.prepare("INSERT OR REPLACE INTO kv VALUES (?, ?)").run("a", "1");
+db.close();`;
+  return system("peer", `SQLite (WAL, ${synchronous})`, synchronous === "FULL" ? "synced" : "unsynced", note, open, { prefill, appends: true, probe });
+}
+
+/**
+ * lmdb (lmdb-js 3) with its defaults: writes batched per event turn into one transaction, synced
+ * after it commits (overlappingSync); a set awaits its put and then `db.flushed`, so it resolves
+ * once synced, as its README's durable writes do.
+ */
+function lmdb(): System<"peer"> {
+  const connect = async (dir: string): Promise<import("lmdb").RootDatabase<unknown, string>> => {
+    const { open } = await import("lmdb");
+    return open<unknown, string>({ path: join(dir, "lmdb") });
+  };
+  const open = async (dir: string): Promise<Store> => {
+    const db = await connect(dir);
+    return {
+      set: async (k, v) => {
+        await db.put(k, v);
+        await db.flushed;
+      },
+      get: async (k) => db.get(k),
+      close: () => db.close(),
+    };
+  };
+  const prefill = async (dir: string, entries: Record<string, unknown>): Promise<void> => {
+    const db = await connect(dir);
+    await db.transaction(() => {
+      for (const [key, value] of Object.entries(entries)) void db.put(key, value);
+    });
+    await db.flushed;
+    await db.close();
+  };
+  const probe = `import { open } from "lmdb";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+const dir = mkdtempSync(join(tmpdir(), "aiokv-bench-probe-"));
+const db = open({ path: join(dir, "lmdb") });
+await db.put("a", { b: 1 });
+await db.flushed;
+if (db.get("a").b !== 1) throw new Error("lmdb read back something else");
+await db.close();
+rmSync(dir, { recursive: true, force: true });`;
+  return system("peer", "lmdb", "synced", "lmdb 3 defaults: puts of one event turn in one transaction; a set awaits put() and db.flushed", open, { prefill, appends: true, probe });
+}
+
 const seeded = new Map<string, Record<string, unknown>>();
 
 /** Every system, each name written here once; everything else refers to these objects. */
 export const systems = {
   aiokvSync: aiokv("aiokv (sync)", "synced", "default: file and directory fsynced before a set resolves", (dir) => new FileBackend(jsonFile(dir))),
   aiokvNoSync: aiokv("aiokv (no sync)", "unsynced", "sync: false", (dir) => new FileBackend(jsonFile(dir), { sync: false })),
-  aiokvMemory: aiokv("aiokv (memory)", "in memory", "MemoryBackend (memfs)", (dir) => {
+  aiokvJournal: aiokv(
+    "aiokv (journal, sync)",
+    "synced",
+    "journal: true: one line appended + fdatasync per write, compacted once the journal outgrows the document",
+    (dir) => new FileBackend(jsonFile(dir)),
+    undefined,
+    { journal: true },
+  ),
+  aiokvJournalNoSync: aiokv(
+    "aiokv (journal, no sync)",
+    "unsynced",
+    "journal: true, sync: false",
+    (dir) => new FileBackend(jsonFile(dir), { sync: false }),
+    undefined,
+    { journal: true },
+  ),
+  // Loaded by its own cells only: importing memfs costs every other cell's worker about 0.3 s.
+  aiokvMemory: aiokv("aiokv (memory)", "in memory", "MemoryBackend (memfs)", async (dir) => {
     let backend = memoryStores.get(dir);
-    if (!backend) memoryStores.set(dir, (backend = new MemoryBackend()));
+    if (!backend) memoryStores.set(dir, (backend = new (await import("@aiokv/memory-backend")).MemoryBackend()));
     return backend;
   }),
   lowdb: system(
@@ -232,6 +478,9 @@ export const systems = {
     const storage = createStorage({ driver: fsDriver({ base: join(dir, "unstorage") }) });
     return { set: (k, v) => storage.setItem(k, v as never), get: (k) => storage.getItem(k), close: () => storage.dispose() };
   }),
+  sqliteFull: sqlite("FULL"),
+  sqliteNormal: sqlite("NORMAL"),
+  lmdb: lmdb(),
   // On the local redis-server that `pnpm bench` starts, when one is installed.
   aiokvRedis: aiokv(
     "aiokv (redis)",
@@ -268,6 +517,8 @@ export const systems = {
   rawSameTextUnsynced: rawLimit("raw write + rename", false, false),
   idealSynced: idealGroupCommit("ideal group commit + fsync", true),
   idealUnsynced: idealGroupCommit("ideal group commit", false),
+  journalSynced: journalLimit("raw append + fdatasync", true),
+  journalUnsynced: journalLimit("raw append", false),
   mapClone: system(
     "limit",
     "Map + structuredClone",

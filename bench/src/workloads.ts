@@ -4,11 +4,13 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import type { Store, System } from "./systems.js";
+import { journalSizes, type Store, type System } from "./systems.js";
 
 export interface Counts {
   sequential: number;
   bigStore: number;
+  /** The keys of the larger prefilled store (the journal's 100,000-key workload); 0 skips it. */
+  hugeStore: number;
   bigSets: number;
   concurrent: number;
   /** How many bursts of `concurrent` sets the concurrent workload times, one after another. */
@@ -17,6 +19,10 @@ export interface Counts {
   getStore: number;
   gets: number;
   coldStore: number;
+  /** The journal records a cold open replays over its `coldStore` keys. */
+  journalRecords: number;
+  /** The sets, in bursts of `concurrent`, after which the heap of a `bigStore`-key store is measured. */
+  heapSets: number;
   /** A loop stops once it has run this long, and reports the rate of what it did. */
   budgetMs: number;
 }
@@ -29,9 +35,27 @@ export interface Measured {
   lost?: number;
   heapBytes?: number;
   fileBytes?: number;
+  /** aiokv's journal mode: the journal's and the document's bytes where the journal was longest against the document. */
+  journal?: JournalSample;
 }
 
-export type Workload = "sequential" | "bigStore" | "concurrent" | "trickle" | "get" | "cold" | "memory";
+export interface JournalSample {
+  journalBytes: number;
+  documentBytes: number;
+}
+
+export type Workload =
+  | "sequential"
+  | "emptyStore"
+  | "bigStore"
+  | "hugeStore"
+  | "concurrent"
+  | "trickle"
+  | "get"
+  | "cold"
+  | "coldJournal"
+  | "memory"
+  | "heapAfterSets";
 
 const value = (i: number): { id: number; name: string; tags: string[] } => ({ id: i, name: `user-${i}`, tags: ["a", "b"] });
 const entries = (count: number): Record<string, unknown> =>
@@ -76,6 +100,26 @@ async function warmBurst(system: System, dir: string, count: number): Promise<vo
   await store.close();
 }
 
+/** The sample of the two whose journal is longer against its document (no document: infinitely). */
+function longer(a: JournalSample | undefined, b: JournalSample | undefined): JournalSample | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return journalRatio(b) > journalRatio(a) ? b : a;
+}
+
+export const journalRatio = (sample: JournalSample): number =>
+  sample.journalBytes === 0 ? 0 : sample.documentBytes === 0 ? Infinity : sample.journalBytes / sample.documentBytes;
+
+/** Where a journal-mode store's journal stands against its document now (before close, which compacts). */
+async function sampled(system: System, dir: string): Promise<{ journal?: JournalSample }> {
+  if (system.journal !== true) return {};
+  return { journal: await journalSizes(dir) };
+}
+
+function collector(): () => void {
+  setFlagsFromString("--expose-gc");
+  return runInNewContext("gc") as () => void;
+}
+
 async function opened(system: System, dir: string): Promise<Store> {
   const store = await system.open(dir);
   await store.get("warm-up");
@@ -92,19 +136,25 @@ export async function run(workload: Workload, system: System, dir: string, count
         for (; i < counts.sequential && performance.now() < deadline; i++) await store.set(`k${i}`, i);
         return i;
       }, budgetMs);
+      const journal = await sampled(system, dir);
       await store.close();
-      return result;
+      return { ...result, ...journal };
     }
-    case "bigStore": {
-      await system.prefill(dir, entries(counts.bigStore));
+    case "emptyStore":
+    case "bigStore":
+    case "hugeStore": {
+      // The same sets into an empty store and into prefilled ones: the rates' ratio is what the store's size costs.
+      const keys = workload === "emptyStore" ? 0 : workload === "bigStore" ? counts.bigStore : counts.hugeStore;
+      if (keys > 0) await system.prefill(dir, entries(keys));
       const store = await opened(system, dir);
       const result = await timed(async (deadline) => {
         let i = 0;
         for (; i < counts.bigSets && performance.now() < deadline; i++) await store.set(`key${i}`, value(-i));
         return i;
       }, budgetMs);
+      const journal = await sampled(system, dir);
       await store.close();
-      return result;
+      return { ...result, ...journal };
     }
     case "concurrent":
     case "trickle": {
@@ -127,8 +177,9 @@ export async function run(workload: Workload, system: System, dir: string, count
         }
         return done * count;
       }, budgetMs);
+      const journal = await sampled(system, dir);
       await store.close();
-      return { ...result, lost: done * count - (await present(system, dir, done * count)) };
+      return { ...result, ...journal, lost: done * count - (await present(system, dir, done * count)) };
     }
     case "get": {
       await system.prefill(dir, entries(counts.getStore));
@@ -151,11 +202,52 @@ export async function run(workload: Workload, system: System, dir: string, count
         return 1;
       }, budgetMs);
     }
+    case "coldJournal": {
+      // A store that did not close: its document, and a journal of sets since (each key of the
+      // document set again, in turn), which the open replays. Only the open and first get are
+      // timed: close() would compact.
+      await warmUp(system, dir);
+      const records = Array.from({ length: counts.journalRecords }, (_, i) => [`key${i % counts.coldStore}`, value(-i)] as const);
+      await system.prefillJournal(dir, entries(counts.coldStore), records);
+      let store: Store | undefined;
+      const result = await timed(async () => {
+        store = await system.open(dir);
+        await store.get("key5");
+        return 1;
+      }, budgetMs);
+      const expected = records.findLast(([key]) => key === "key5")?.[1];
+      const got = await store?.get("key5");
+      await store?.close();
+      if (JSON.stringify(got) !== JSON.stringify(expected)) throw new Error(`key5 is ${JSON.stringify(got)} after the open, not the journal's ${JSON.stringify(expected)}`);
+      return result;
+    }
+    case "heapAfterSets": {
+      // Bursts of concurrent sets over the keys of a prefilled store, then the heap the open
+      // store holds; its journal is sampled after each burst (compactions come and go).
+      await warmUp(system, dir);
+      await system.prefill(dir, entries(counts.bigStore));
+      const gc = collector();
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      const store = await opened(system, dir);
+      let journal: JournalSample | undefined;
+      const result = await timed(async () => {
+        for (let done = 0; done < counts.heapSets; done += counts.concurrent) {
+          await Promise.all(Array.from({ length: counts.concurrent }, (_, j) => store.set(`key${(done + j) % counts.bigStore}`, value(done + j))));
+          journal = longer(journal, (await sampled(system, dir)).journal);
+        }
+        return counts.heapSets;
+      }, budgetMs);
+      gc();
+      const heapBytes = process.memoryUsage().heapUsed - before;
+      const fileBytes = await sizeOf(dir);
+      await store.close();
+      return { ...result, heapBytes, fileBytes, ...(journal && { journal }) };
+    }
     case "memory": {
       await warmUp(system, dir);
       await system.prefill(dir, entries(counts.coldStore));
-      setFlagsFromString("--expose-gc");
-      const gc = runInNewContext("gc") as () => void;
+      const gc = collector();
       gc();
       const before = process.memoryUsage().heapUsed;
       const store = await system.open(dir);
