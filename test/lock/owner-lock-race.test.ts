@@ -1,7 +1,7 @@
 // Many processes at once, and SIGKILLs at every step, against the owner lock. AIOKV_RACE_ROUNDS
 // sets the rounds (pnpm test:soak runs 100).
 import { spawn } from "node:child_process";
-import { readdir, utimes } from "node:fs/promises";
+import { readdir, readFile, utimes } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -9,7 +9,7 @@ import { AioKV } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { plantLock, staleAfter } from "../helpers/lock-harness.js";
-import { deadPid, exited, fixture, runFixture } from "../helpers/processes.js";
+import { deadPid, exited, fixture } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 
 const rounds = Number(process.env["AIOKV_RACE_ROUNDS"] ?? 8);
@@ -36,6 +36,44 @@ async function race(file: string): Promise<string[][]> {
   for (const { child } of children) child.stdin?.end(`${startAt}\n`);
   await Promise.all(children.map(({ done }) => done));
   return children.map(({ lines }) => lines);
+}
+
+/** A step of taking (kill-target mode 0, which then exits without close()) or giving up (mode 1: close()) the lock. */
+interface KillStep {
+  name: string;
+  mode: "0" | "1";
+  /** The system calls (strace's names) that may make the step's call, on any architecture. */
+  calls: string;
+  callPattern: RegExp;
+  /** The path the call is on, for strace -P: in the lock directory, for the generation being taken. */
+  path?: (lock: string, generation: number) => string;
+}
+
+const generationFile = (lock: string, generation: number): string => join(lock, `${generation}.json`);
+
+// Each step is a call the lock really makes (the strace log shows it killed), in its order.
+const killSteps: KillStep[] = [
+  { name: "mkdir of the lock directory", mode: "0", calls: "?mkdir,?mkdirat", callPattern: /^mkdir/, path: (lock) => lock },
+  { name: "link of the candidate as the next generation", mode: "0", calls: "?link,?linkat", callPattern: /^link/, path: generationFile },
+  { name: "open of the generation just linked", mode: "0", calls: "?open,?openat,?openat2", callPattern: /^open/, path: generationFile },
+  { name: "unlink of the earlier, released generation", mode: "0", calls: "?unlink,?unlinkat", callPattern: /^unlink/, path: (lock, generation) => join(lock, `${generation - 1}.released`) },
+  // The first unlink of the process: of the candidate or of the earlier generation, whichever runs first.
+  { name: "first unlink of the clean-up after the link", mode: "0", calls: "?unlink,?unlinkat", callPattern: /^unlink/ },
+  { name: "rename to <n>.released as the process exits", mode: "0", calls: "?rename,?renameat,?renameat2", callPattern: /^rename/, path: generationFile },
+  { name: "close()'s ownership check (stat of its generation)", mode: "1", calls: "%%stat", callPattern: /stat/, path: generationFile },
+  { name: "close()'s rename to <n>.released", mode: "1", calls: "?rename,?renameat,?renameat2", callPattern: /^rename/, path: generationFile },
+  { name: "close()'s close of the released file", mode: "1", calls: "close", callPattern: /^close$/, path: (lock, generation) => join(lock, `${generation}.released`) },
+];
+
+/** Runs a fixture under `prefix` (strace) to its end; resolves its stdout lines and the signal it died of. */
+function runTraced(name: string, args: string[], prefix: string[]): Promise<{ lines: string[]; signal: NodeJS.Signals | null }> {
+  const child = spawn(prefix[0] ?? "", [...prefix.slice(1), process.execPath, fixture(name), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  onTestFinished(() => {
+    child.kill("SIGKILL");
+  });
+  let out = "";
+  child.stdout.on("data", (data: Buffer) => (out += data.toString()));
+  return new Promise((resolve) => child.once("exit", (_, signal) => resolve({ lines: out.split("\n").filter((line) => line !== ""), signal })));
 }
 
 describe("FileBackend owner lock races", () => {
@@ -72,31 +110,43 @@ describe("FileBackend owner lock races", () => {
     expect(tally).toStrictEqual({ double: 0, none: 0, lost: 0 });
   }, 10_000 + rounds * 5000);
 
-  it("a SIGKILL at each step of taking or giving up the lock (strace): the next owner always gets in at once, and leaves only the released lock behind", async () => {
+  it("a SIGKILL at each step of taking or giving up the lock (strace): each kill lands on its step, the next owner always gets in at once, and leaves only the released lock behind", async () => {
     const dir = await tempDir();
+    const logs = await tempDir();
     const file = join(dir, "state.json");
-    // The lock's own system calls, each killed at its first few calls: before the link (a
-    // candidate left), after it (a candidate and a generation), in a release (between its rename
-    // and its removal), and so on. Node's start-up makes none of these.
-    const steps = ["link:1", "unlink:1", "unlink:2", "rename:1", "rmdir:1", "unlinkat:1", "unlinkat:2"];
+    const lock = `${file}.lock`;
     const states = new Set<string>();
-    for (const step of steps) {
-      for (const mode of ["0", "1"]) {
-        const [call, when] = step.split(":");
-        const strace = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", `trace=${call}`, "-e", `inject=${call}:signal=SIGKILL:when=${when}`];
-        await runFixture("kill-target.mjs", [file, mode], strace);
-        states.add((await readdir(dir)).concat((await readdir(`${file}.lock`).catch(() => [])).map((name) => `lock/${name.replace(/^\.\w+\./, ".*.")}`)).join(" "));
-        const kv = new AioKV(new FileBackend(file, { staleAfter }));
-        const started = Date.now();
-        await kv.set("step", step);
-        expect(Date.now() - started).toBeLessThan(staleAfter);
-        await kv.close();
-      }
+    for (const [i, step] of killSteps.entries()) {
+      // The generation this run takes: one past the latest, which the previous run's next owner released.
+      const names = await readdir(lock).catch(() => []);
+      const generation = Math.max(0, ...names.map((name) => Number(/^(\d+)\.(?:json|released)$/.exec(name)?.[1] ?? 0))) + 1;
+      const log = join(logs, `${i}.log`);
+      // One system call is killed: the first on `path` (strace -P), or the first of its name. Only
+      // the first: strace counts calls per thread, so a later count would depend on which thread
+      // of libuv's pool made which call (the old steps' unlink:2 and rename:1 landed at exit).
+      const filter = step.path === undefined ? [] : ["-P", step.path(lock, generation)];
+      const strace = ["strace", "-f", "-q", "-o", log, ...filter, "-e", `trace=${step.calls}`, "-e", `inject=${step.calls}:signal=SIGKILL:when=1`];
+      const { lines, signal } = await runTraced("kill-target.mjs", [file, step.mode], strace);
+      // The kill landed, on the step: the target died of SIGKILL (strace dies of the signal its
+      // tracee died of) in a call of the step's, which never returned.
+      const traced = await readFile(log, "utf8");
+      const killedIn = /^\d+ +(?:<\.\.\. )?(\w+)(?:\(| resumed>).*= \?$/m.exec(traced)?.[1];
+      expect(signal, step.name).toBe("SIGKILL");
+      expect(traced, step.name).toContain("+++ killed by SIGKILL +++");
+      expect(killedIn, step.name).toMatch(step.callPattern);
+      expect(lines, step.name).toStrictEqual(["start"]);
+      const left = (await readdir(dir)).concat((await readdir(lock).catch(() => [])).map((name) => `lock/${name.replace(/^\.\w+\./, ".*.")}`));
+      states.add(left.map((name) => name.replace(/^lock\/\d+\./, "lock/<n>.")).sort().join(" "));
+      const kv = new AioKV(new FileBackend(file, { staleAfter }));
+      const started = Date.now();
+      await kv.set("step", step.name);
+      expect(Date.now() - started).toBeLessThan(staleAfter);
+      await kv.close();
     }
-    console.log(`lock states left by a SIGKILL: ${[...states].join(" | ")}`);
-    expect(states.size).toBeGreaterThan(3);
+    console.log(`lock states left by a SIGKILL (${killSteps.length} steps, each killed): ${[...states].join(" | ")}`);
+    expect(states.size).toBeGreaterThan(4);
     expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
-    expect((await readdir(`${file}.lock`)).filter((name) => !/^\d+\.released$/.test(name))).toStrictEqual([]);
+    expect((await readdir(lock)).filter((name) => !/^\d+\.released$/.test(name))).toStrictEqual([]);
   });
 
   it(`a SIGKILL at a random moment of taking or giving up the lock, ${rounds * 4} rounds: the next owner always gets in at once`, async () => {
