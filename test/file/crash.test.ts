@@ -241,6 +241,16 @@ const stepKills: StepKill[] = [
       holds: all,
       temp: false,
     },
+    {
+      step: "append to a new journal: created, before its first write (an empty journal)",
+      sync,
+      phase: "new journal",
+      kill: ({ journal }) => killAt(writes, journal),
+      killedIn: /pwrite(64|v2?)?\(\d+<.*state\.json\.journal>/,
+      journal: "none",
+      holds: all,
+      temp: false,
+    },
   ]),
   {
     step: "compaction: the new document's temp file written, before its fsync",
@@ -311,7 +321,14 @@ describe("A journal store SIGKILLed at each step of an append and of a compactio
         expect(await reader.getAll()).toStrictEqual(holds);
         await reader.close();
       }
-      // The next owner takes over at once, cuts or applies what it finds, appends and folds it all.
+      // The next owner takes over at once and applies, or removes, what it finds: closed, even
+      // without a write, it leaves the file alone.
+      const owner = new AioKV(new FileBackend(file, { sync }), { journal: true });
+      expect(await owner.getAll()).toStrictEqual(holds);
+      await owner.close();
+      expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
+      expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual(holds);
+      // The one after it appends and folds as ever.
       const kv = new AioKV(new FileBackend(file, { sync }), { journal: true });
       await kv.set("after", 1);
       expect(await kv.getAll()).toStrictEqual({ ...holds, after: 1 });

@@ -96,7 +96,9 @@ export function readJournal(source: string | Uint8Array, location: string, base:
 
 async function parseLines(bytes: Uint8Array, end: number, location: string, base: () => Promise<string | null>, check?: LoadCheck): Promise<JournalContents> {
   const excess = end < bytes.length;
-  if (end === 0) return { batch: undefined, length: 0, excess, removed: false };
+  // No complete line, not even the header: an empty journal too (a kill between its creation and
+  // its first write leaves one) is excess, removed by the next append or compaction.
+  if (end === 0) return { batch: undefined, length: 0, excess: true, removed: false };
   let text: string;
   try {
     text = strict.decode(bytes.subarray(0, end));
