@@ -225,6 +225,11 @@ describe("aiokv command", () => {
     leaveJournal(fresh, { x: 1 });
     expect(await aiokv("compact", fresh)).toMatchObject({ code: 0, stdout: `compacted ${fresh}: folded the journal's 1 record into the file, which holds the store's 1 key; the journal is removed\n` });
     expect(JSON.parse(await readFile(fresh, "utf8"))).toStrictEqual({ x: 1 });
+    // An empty journal, as a kill between its creation and its first write leaves it: removed.
+    await writeFile(`${fresh}.journal`, "");
+    expect(await aiokv("check", fresh)).toMatchObject({ code: 0, stdout: `${fresh}: a valid store of 1 key, with an empty journal ${fresh}.journal (no records; aiokv compact removes it)\n` });
+    expect(await aiokv("compact", fresh)).toMatchObject({ code: 0, stdout: `compacted ${fresh}: removed an empty journal (no records); the file holds the store's 1 key\n` });
+    expect(await listed(file)).toStrictEqual(["fresh.json", "fresh.json.lock", "state.json", "state.json.lock"]);
     // A mistyped path is not a store: nothing is created.
     const missing = join(dirname(file), "missing.json");
     expect(await aiokv("compact", missing)).toStrictEqual({ code: 1, stdout: "", stderr: `aiokv: Cannot compact store ${JSON.stringify(missing)}: the file does not exist\n` });

@@ -190,6 +190,7 @@ async function run(
       const journal = backend.journalRead();
       if (journal === undefined) out(`${kv.location}: no journal, nothing to compact; the file holds the store's ${keys}`);
       else if (journal.stale) out(`compacted ${kv.location}: removed a stale journal, already in the file; the file holds the store's ${keys}`);
+      else if (journal.records === 0) out(`compacted ${kv.location}: removed an empty journal (no records); the file holds the store's ${keys}`);
       else out(`compacted ${kv.location}: folded the journal's ${recordsCount(journal.records)} into the file, which holds the store's ${keys}; the journal is removed`);
       return 0;
     }
@@ -346,6 +347,7 @@ function readJournalLines(journal: Uint8Array, document: Uint8Array | undefined)
 function describeJournal(journal: JournalRead, location: string): string {
   const torn = journal.torn ? "; its last line, cut short by a crash, is dropped" : "";
   if (journal.stale) return `with a stale journal ${location} (from before the file's last rewrite, which holds it), which is skipped${torn}`;
+  if (journal.records === 0) return `with an empty journal ${location} (no records; aiokv compact removes it)${torn}`;
   return `with a journal of ${recordsCount(journal.records)} that applies (${location}; aiokv compact folds it into the file)${torn}`;
 }
 
