@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
-import { systems } from "./systems.js";
+import { baselineSystems, systems } from "./systems.js";
 import { run, type Counts, type Workload } from "./workloads.js";
 
 export interface CellInput {
@@ -15,7 +15,7 @@ export interface CellInput {
 
 if (parentPort) {
   const input = workerData as CellInput;
-  const system = Object.values(systems).find((s) => s.name === input.system);
+  const system = [...Object.values(systems), ...baselineSystems()].find((s) => s.name === input.system);
   if (!system) throw new Error(`No system named ${input.system}`);
   const dir = await mkdtemp(join(tmpdir(), "aiokv-bench-"));
   try {

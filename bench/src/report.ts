@@ -201,7 +201,11 @@ export function targets({ counts, results }: Results): Target[] {
   const speed = (r: Row): string => `${rate(r.opsPerSecond)}/s`;
   const missing = (...names: Array<[Workload, System]>): string => {
     const absent = names.filter(([workload, system]) => row(workload, system)?.opsPerSecond === undefined && row(workload, system)?.heapBytes === undefined);
-    return `no figure for ${absent.map(([workload, system]) => `${system.name} in ${workload}${results.some((r) => r.workload === workload) ? "" : " (not run)"}`).join(", ")}`;
+    const why = (workload: Workload, system: System): string => {
+      const ran = results.find((r) => r.workload === workload);
+      return ran ? (ran.rows.find((r) => r.system === system.name)?.failure ?? "no row") : "not run";
+    };
+    return `no figure for ${absent.map(([workload, system]) => `${system.name} in ${workload} (${why(workload, system)})`).join(", ")}`;
   };
   const list: Target[] = [];
 
@@ -310,11 +314,29 @@ export function targets({ counts, results }: Results): Target[] {
       : { target: heapTarget, measured: missing(["heapAfterSets", journal], ["heapAfterSets", aiokvSync]), met: undefined },
   );
 
-  // 7. Journal off against main before the journal.
-  list.push({
-    target: "journal off: no workload slower than main before the journal, in the same run",
-    measured: "needs main before the journal built beside this one; this run compares no two builds",
-    met: undefined,
-  });
+  // 7. Journal off against an earlier main (pnpm bench --baseline <ref>): every workload's speed,
+  // today's over the baseline's; "slower" is taken as below 0.9x, the noise of one shared machine.
+  const offTarget = "journal off: no workload slower than main before the journal (below 0.9x), in the same run";
+  const pairs = results.flatMap(({ workload, rows }) =>
+    heapOnly(workload) || workload === "heapAfterSets"
+      ? []
+      : [aiokvSync, systems.aiokvNoSync].flatMap((today) => {
+          const now = rows.find((r) => r.system === today.name && !r.failure);
+          const then = rows.find((r) => r.system.startsWith(`${today.name.slice(0, -1)}, `) && !r.failure);
+          if (!now || !then) return [];
+          const ratio = inMs(workload) ? (then.ms ?? NaN) / (now.ms ?? NaN) : (now.opsPerSecond ?? NaN) / (then.opsPerSecond ?? NaN);
+          return [{ workload, today: today.name, then: then.system, ratio }];
+        }),
+  );
+  const slowest = [...pairs].sort((a, b) => a.ratio - b.ratio)[0];
+  list.push(
+    slowest
+      ? {
+          target: offTarget,
+          measured: `slowest: ${slowest.today} in ${slowest.workload} at ${slowest.ratio.toFixed(2)}x ${slowest.then}'s speed; ${pairs.filter((p) => p.ratio < 0.9).length} of ${pairs.length} below 0.9x`,
+          met: pairs.every((p) => p.ratio >= 0.9),
+        }
+      : { target: offTarget, measured: "no baseline in this run (pnpm bench --baseline <ref before the journal>)", met: undefined },
+  );
   return list;
 }

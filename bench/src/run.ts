@@ -1,6 +1,7 @@
 // pnpm bench: every system on every workload that applies, each cell in a fresh worker and temp
 // directory, repeated; prints a table per workload, writes results/latest.json and chart.svg.
 // pnpm bench --smoke: tiny counts, one repeat, results to a temp directory (what CI runs).
+// pnpm bench --baseline <git ref>: also aiokv (journal off) as built from that commit, compared.
 import { spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, hostname, tmpdir, totalmem } from "node:os";
@@ -10,11 +11,12 @@ import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import type { CellInput } from "./cell.js";
 import { chart, summary, table, targets, targetLines, type Row } from "./report.js";
-import { systems, type Promised, type System } from "./systems.js";
+import { baselineSystems, systems, type Promised, type System } from "./systems.js";
+import { buildBaseline } from "./baseline.js";
 import { haveRedis, startRedis } from "@aiokv/tests/redis-server";
 import { journalRatio, type Counts, type Measured, type Workload } from "./workloads.js";
 
-const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, out: { type: "string" } } });
+const { values } = parseArgs({ options: { smoke: { type: "boolean", default: false }, out: { type: "string" }, baseline: { type: "string" } } });
 const smoke = values.smoke === true;
 // Smoke: no 100,000-key store (hugeStore 0 skips it), a few hundred journal records and sets.
 const counts: Counts = smoke
@@ -38,8 +40,17 @@ const repeats = smoke ? 1 : 3;
 const timeoutMs = smoke ? 30_000 : 15_000;
 const outDir = values.out ?? (smoke ? join(tmpdir(), "aiokv-bench-smoke") : fileURLToPath(new URL("../results", import.meta.url)));
 
+// --baseline <ref>: journal-off aiokv as built from that commit, beside today's, in every workload
+// it can run (not the journal's cold open: it predates journals).
+if (values.baseline !== undefined) {
+  const built = await buildBaseline(values.baseline);
+  process.env["AIOKV_BENCH_BASELINE"] = built.dir;
+  process.env["AIOKV_BENCH_BASELINE_COMMIT"] = built.commit;
+}
+const before = baselineSystems();
+
 const s = systems;
-const aiokv = [s.aiokvSync, s.aiokvNoSync, s.aiokvMemory, s.aiokvKeyv];
+const aiokv = [s.aiokvSync, s.aiokvNoSync, ...before, s.aiokvMemory, s.aiokvKeyv];
 const journal = [s.aiokvJournal, s.aiokvJournalNoSync];
 const peers = [s.lowdb, s.conf, s.keyvFile, s.nodePersist, s.unstorage];
 // Native modules: a load that fails makes their rows "unavailable" (see probe below).
@@ -121,7 +132,7 @@ const allPlans: Plan[] = [
   {
     workload: "cold",
     title: `cold open of a ${counts.coldStore}-key store plus the first get`,
-    systems: [s.aiokvSync, s.aiokvJournal, ...peers, ...engines, s.readParse, s.aiokvRedis, s.keyvRedis],
+    systems: [s.aiokvSync, ...before, s.aiokvJournal, ...peers, ...engines, s.readParse, s.aiokvRedis, s.keyvRedis],
     limit: () => s.readParse,
   },
   {
@@ -133,13 +144,13 @@ const allPlans: Plan[] = [
   {
     workload: "memory",
     title: `heap held by an open ${counts.coldStore}-key store, against the size of its files`,
-    systems: [s.aiokvSync, s.aiokvJournal, s.aiokvMemory, ...peers, ...engines, s.readParse],
+    systems: [s.aiokvSync, ...before, s.aiokvJournal, s.aiokvMemory, ...peers, ...engines, s.readParse],
     limit: () => undefined,
   },
   {
     workload: "heapAfterSets",
     title: `heap held by an open ${counts.bigStore}-key store after ${counts.heapSets} sets to its keys (bursts of ${counts.concurrent}), journal against none`,
-    systems: [s.aiokvSync, s.aiokvJournal, s.aiokvNoSync, s.aiokvJournalNoSync],
+    systems: [s.aiokvSync, s.aiokvJournal, s.aiokvNoSync, s.aiokvJournalNoSync, ...before],
     limit: () => undefined,
     timeoutMs: 120_000,
   },

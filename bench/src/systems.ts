@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, open, readFile, rename, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { AioKV, type AioKVOptions, type Backend } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import type { MemoryBackend } from "@aiokv/memory-backend";
@@ -398,6 +399,42 @@ if (db.get("a").b !== 1) throw new Error("lmdb read back something else");
 await db.close();
 rmSync(dir, { recursive: true, force: true });`;
   return system("peer", "lmdb", "synced", "lmdb 3 defaults: puts of one event turn in one transaction; a set awaits put() and db.flushed", open, { prefill, appends: true, probe });
+}
+
+let baseline: Array<System<"aiokv">> | undefined;
+
+/**
+ * aiokv synced and unsynced as built from an earlier commit by `pnpm bench --baseline <ref>`
+ * (its directory and commit in AIOKV_BENCH_BASELINE and AIOKV_BENCH_BASELINE_COMMIT, which the
+ * cells' workers inherit); none without it. Made once, so that a run compares them by identity.
+ */
+export function baselineSystems(): Array<System<"aiokv">> {
+  return (baseline ??= makeBaseline());
+}
+
+function makeBaseline(): Array<System<"aiokv">> {
+  const built = process.env["AIOKV_BENCH_BASELINE"];
+  const commit = process.env["AIOKV_BENCH_BASELINE_COMMIT"] ?? "baseline";
+  if (built === undefined || built === "") return [];
+  const load = async (): Promise<[typeof import("@aiokv/core"), typeof import("@aiokv/fs-backend")]> =>
+    (await Promise.all([
+      import(pathToFileURL(join(built, "packages", "core", "dist", "index.js")).href),
+      import(pathToFileURL(join(built, "packages", "fs-backend", "dist", "index.js")).href),
+    ])) as [typeof import("@aiokv/core"), typeof import("@aiokv/fs-backend")];
+  const made = (sync: boolean): System<"aiokv"> =>
+    system(
+      "aiokv",
+      `aiokv (${sync ? "sync" : "no sync"}, ${commit})`,
+      sync ? "synced" : "unsynced",
+      `aiokv ${sync ? "(sync)" : "(no sync)"} as built from ${commit}: the journal-off rows' baseline`,
+      async (dir) => {
+        const [core, fs] = await load();
+        const kv = new core.AioKV(new fs.FileBackend(jsonFile(dir), { sync }));
+        return { set: (k, v) => kv.set(k, v as never), get: (k) => kv.get(k), close: () => kv.close() };
+      },
+      writeJson,
+    );
+  return [made(true), made(false)];
 }
 
 const seeded = new Map<string, Record<string, unknown>>();
