@@ -557,9 +557,10 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       // After the calls made before it, which a follower still answers.
       this.#follower?.close();
       await this.#queue.settled();
+      // The document alone holds everything again, for readers that know nothing of journals
+      // (a store without the lock included: it writes as an owner does).
+      if (this.#follower === undefined && this.#isOwned) await this.#logFailure("rewrite the journal into the document of", () => this.#queue.checkpoint());
       if (this.#owned) {
-        // The document alone holds everything again, for readers that know nothing of journals.
-        if (!this.#queue.ousted) await this.#logFailure("rewrite the journal into the document of", () => this.#queue.checkpoint());
         this.#owned = false;
         await this.#logFailure("release the lock of", () => this.#backend.unlock?.());
       }
