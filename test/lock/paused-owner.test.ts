@@ -3,8 +3,8 @@
 // must be refused and leave the new owner's file alone. clear() and quarantine() rename the file
 // aside, check ownership again, and put it back when the lock was lost (02a270f). These tests
 // pause a real owner process (test/fixtures/paused-owner.mjs) at a chosen call, and at random
-// moments of clear() after its ownership check. AIOKV_RACE_ROUNDS sets those rounds, run 8 at a
-// time (pnpm test:soak runs 100).
+// moments of clear() after its ownership check. AIOKV_RACE_ROUNDS sets those rounds (8), run 8
+// at a time: about 5 s a batch.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
