@@ -95,6 +95,8 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
   readonly #lock = new Lock();
   readonly #queue: CommitQueue;
   readonly #locking: boolean;
+  /** `journal: true`, on a store that writes. */
+  readonly #journaling: boolean;
   readonly #schema: SchemaChecks | undefined;
   /** Each default's JSON text: every `get()` parses its own copy. */
   readonly #defaults = new Map<string, string>();
@@ -129,8 +131,9 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     // Date.now looked up at each call: a test's fake timers replace it after the store is made.
     this.#clock = options.clock ?? (() => Date.now());
     this.#logger = options.logger ?? console;
+    this.#journaling = options.journal === true && options.readOnly !== true;
     this.#queue = new CommitQueue(backend, this.#schema?.forLoad(backend.location), () => this.#lock.caughtUp(), {
-      journal: options.journal === true && options.readOnly !== true,
+      journal: this.#journaling,
       onError: (message, error) => this.#logger.error(message, error),
     });
     this.#locking = (options.lock ?? true) && options.readOnly !== true;
@@ -557,9 +560,10 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       // After the calls made before it, which a follower still answers.
       this.#follower?.close();
       await this.#queue.settled();
-      // The document alone holds everything again, for readers that know nothing of journals
-      // (a store without the lock included: it writes as an owner does).
-      if (this.#follower === undefined && this.#isOwned) await this.#logFailure("rewrite the journal into the document of", () => this.#queue.checkpoint());
+      // In journal mode, the document alone holds everything again, for readers that know nothing
+      // of journals (a store without the lock included: it writes as an owner does). A store
+      // without it that only read a journal left by another writes nothing for it.
+      if (this.#journaling && this.#isOwned) await this.#logFailure("rewrite the journal into the document of", () => this.#queue.checkpoint());
       if (this.#owned) {
         this.#owned = false;
         await this.#logFailure("release the lock of", () => this.#backend.unlock?.());

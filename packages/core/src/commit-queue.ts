@@ -401,7 +401,9 @@ export class CommitQueue {
     if (!batch.cleared) return this.#stored ?? (await this.#load());
     if (this.#journaling && this.#journal === undefined) {
       try {
-        await this.ready();
+        // Not ready(): this clear, in flight, makes the store count as ready without a read.
+        const stored = await this.#load();
+        this.#stored ??= stored;
       } catch (error) {
         // A document or journal that does not load is emptied as a file store empties it: removed.
         if (!isStoreFormatError(error)) throw error;

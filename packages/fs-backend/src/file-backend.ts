@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Stats } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, truncate, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { errorCode, StoreLockedError, unlessAbsent, UnsyncedWriteError, type Backend } from "@aiokv/core";
@@ -66,9 +66,6 @@ export class FileBackend implements Backend {
   readonly #pollInterval: number;
   readonly #fsWatch: boolean;
   #lock: OwnerLock | undefined;
-  /** The journal (`<file>.journal`), open for appending while this handle appends to it. */
-  #journal: { handle: FileHandle; size: number } | undefined;
-
   /** The journal's path: beside the state file (the link, where it is one), `<file>.journal`. */
   get journalLocation(): string {
     return `${this.location}.journal`;
@@ -137,13 +134,7 @@ export class FileBackend implements Backend {
   async unlock(): Promise<void> {
     const lock = this.#lock;
     this.#lock = undefined;
-    await this.#closeJournal();
     await lock?.release();
-  }
-
-  /** Closes the journal's handle, kept open between appends. */
-  async close(): Promise<void> {
-    await this.#closeJournal();
   }
 
   /** The journal's bytes, undecoded, as `read()` gives the file's. */
@@ -154,55 +145,48 @@ export class FileBackend implements Backend {
   /**
    * Appends to the journal, creating it with the state file's mode. Synced: `fdatasync`, and the
    * directory when the journal is new, before it resolves. Every byte is written or it rejects
-   * (the store then cuts the journal back to where the record began).
+   * (the store then cuts the journal back to where the record began). The journal is opened for
+   * each append and closed after it: a handle kept between appends would outlive a store that is
+   * never closed (a test's), and Node closes such a handle on garbage collection with a warning.
    */
   async appendJournal(pieces: readonly Uint8Array[]): Promise<void> {
     await this.#lock?.assertHeld(this.location);
-    let created = false;
-    if (this.#journal === undefined) {
-      let handle = await unlessAbsent(open(this.journalLocation, "r+"));
-      if (handle === undefined) {
-        const existing = await unlessAbsent(stat(this.location));
-        const mode = existing ? existing.mode & 0o7777 : this.#mode;
-        handle = await openNew(this.journalLocation, mode);
-        created = true;
-        // The umask would narrow it: the journal holds what the file holds, with the file's mode.
-        await handle.chmod(mode);
-      }
-      this.#journal = { handle, size: (await handle.stat()).size };
-    }
-    const journal = this.#journal;
-    await writeAll(journal.handle, pieces, journal.size);
-    journal.size += byteLength(pieces);
-    if (!this.#sync) return;
+    const { handle, created } = await this.#openJournal();
     try {
-      await journal.handle.datasync();
-      if (created) await syncDirectory(dirname(this.journalLocation));
-    } catch (error) {
-      // The bytes are in the journal (a reader sees them): what failed is only making them durable.
-      throw new UnsyncedWriteError(error);
+      await writeAll(handle, pieces, null);
+      if (!this.#sync) return;
+      try {
+        await handle.datasync();
+        if (created) await syncDirectory(dirname(this.journalLocation));
+      } catch (error) {
+        // The bytes are in the journal (a reader sees them): what failed is only making them durable.
+        throw new UnsyncedWriteError(error);
+      }
+    } finally {
+      await handle.close().catch(() => {});
     }
+  }
+
+  /** The journal opened to append (O_APPEND: every write goes at its end), and whether this made it. */
+  async #openJournal(): Promise<{ handle: FileHandle; created: boolean }> {
+    const append = constants.O_WRONLY | constants.O_APPEND;
+    const handle = await unlessAbsent(open(this.journalLocation, append));
+    if (handle !== undefined) return { handle, created: false };
+    const existing = await unlessAbsent(stat(this.location));
+    const mode = existing ? existing.mode & 0o7777 : this.#mode;
+    const made = await openNew(this.journalLocation, mode, append | constants.O_CREAT | constants.O_EXCL);
+    // The umask would narrow it: the journal holds what the file holds, with the file's mode.
+    await made.chmod(mode).catch(async (error: unknown) => {
+      await made.close().catch(() => {});
+      throw error;
+    });
+    return { handle: made, created: true };
   }
 
   /** Cuts the journal to its first `length` bytes; 0 removes it (its directory unsynced: a journal that comes back names the document before, so it is skipped). */
   async cutJournal(length: number): Promise<void> {
     await this.#lock?.assertHeld(this.location);
-    if (length === 0) {
-      await this.#closeJournal();
-      await unlessAbsent(unlink(this.journalLocation));
-      return;
-    }
-    if (this.#journal === undefined) await truncate(this.journalLocation, length);
-    else {
-      await this.#journal.handle.truncate(length);
-      this.#journal.size = length;
-    }
-  }
-
-  async #closeJournal(): Promise<void> {
-    const journal = this.#journal;
-    this.#journal = undefined;
-    await journal?.handle.close().catch(() => {});
+    await (length === 0 ? unlessAbsent(unlink(this.journalLocation)) : truncate(this.journalLocation, length));
   }
 
   /** The file's bytes, undecoded: AioKV decodes them strictly, so bytes that are not UTF-8 are reported, not replaced. */
@@ -263,7 +247,6 @@ export class FileBackend implements Backend {
   async moveAside(suffix: string): Promise<string | undefined> {
     const moved = (await this.#moveTarget((target) => `${target}.${suffix}`))?.moved;
     // The journal goes with it (after it: a journal left behind names the document that went, so it is skipped).
-    await this.#closeJournal();
     const journal = await unlessAbsent(rename(this.journalLocation, `${this.journalLocation}.${suffix}`).then(() => `${this.journalLocation}.${suffix}`));
     return moved ?? journal;
   }
@@ -342,26 +325,27 @@ async function removeLeftovers(target: string): Promise<void> {
   await Promise.all(leftovers.map((name) => unlink(join(dirname(target), name)).catch(() => {})));
 }
 
-async function openNew(path: string, mode = 0o600): Promise<FileHandle> {
+async function openNew(path: string, mode = 0o600, flags: string | number = "wx"): Promise<FileHandle> {
   try {
-    return await open(path, "wx", mode);
+    return await open(path, flags, mode);
   } catch (error) {
     if (errorCode(error) !== "ENOENT") throw error;
     await mkdir(dirname(path), { recursive: true });
-    return await open(path, "wx", mode);
+    return await open(path, flags, mode);
   }
 }
 
 // One writev of every piece. A short write (a filling disk, RLIMIT_FSIZE, more pieces than
 // IOV_MAX) writes the rest again, which then fails with the real error (ENOSPC, EFBIG) instead of
 // leaving a truncated file to be renamed into place.
-async function writeAll(handle: FileHandle, pieces: readonly Uint8Array[], start = 0): Promise<void> {
+async function writeAll(handle: FileHandle, pieces: readonly Uint8Array[], start: number | null = 0): Promise<void> {
   let rest = pieces.filter((piece) => piece.length > 0);
+  // null: at the end of a file opened to append, where each write goes.
   let position = start;
   while (rest.length > 0) {
-    const { bytesWritten } = await handle.writev(rest, position);
+    const { bytesWritten } = await handle.writev(rest, position ?? undefined);
     if (bytesWritten <= 0) throw new Error(`Cannot write: the file system accepted 0 of ${byteLength(rest)} bytes`);
-    position += bytesWritten;
+    if (position !== null) position += bytesWritten;
     rest = dropBytes(rest, bytesWritten);
   }
 }
