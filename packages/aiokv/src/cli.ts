@@ -111,7 +111,8 @@ async function run(
   // delete() and clear() report their failures through the logger and resolve false.
   let failure: unknown;
   const logger: Logger = { error: (_message, error) => void (failure ??= error) };
-  const reading = { lock: false, logger };
+  // Reads follow the store (readOnly: true): no lock, and nothing written, not even a journal folded on close.
+  const reading = { readOnly: true, logger };
   const writing = { sync: options.sync, logger };
   const open = (target: string, settings: AioKVOptions & FileBackendOptions): Promise<AioKV> => openStore(target, options.key, settings);
   switch (command) {
