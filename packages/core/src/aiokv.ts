@@ -524,7 +524,10 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
       try {
         moved = await moveAside(`corrupt-${stamp}`);
       } catch (error) {
-        throw isStoreLockedError(error) ? error : new StoreIOError("move", this.location, error);
+        if (!isStoreLockedError(error)) throw new StoreIOError("move", this.location, error);
+        // As after a refused write: what is in memory is stale, and the next operation finds out who owns the file.
+        this.#queue.oust();
+        throw error;
       }
       this.#queue.forget();
       this.#logger.error(`Moved the unreadable store ${JSON.stringify(this.location)} aside to ${JSON.stringify(moved)}; the store is empty`, problem);

@@ -173,6 +173,11 @@ export class CommitQueue {
     return this.#ousted;
   }
 
+  /** Marks the document in memory stale: an operation outside the writes (moving it aside) found another owner holds it. */
+  oust(): void {
+    this.#ousted = true;
+  }
+
   /** Forgets the document read, so that the next read starts from the backend (after it moved the document aside, or another owner wrote it). */
   forget(): void {
     this.#stored = undefined;
@@ -234,8 +239,13 @@ export class CommitQueue {
     await this.settled();
     const journal = this.#journal;
     if (journal === undefined || this.#stored === undefined) return;
-    if (journal.length > 0) await this.#compactNow();
-    else await this.#cutJournal();
+    try {
+      if (journal.length > 0) await this.#compactNow();
+      else await this.#cutJournal();
+    } catch (error) {
+      if (isStoreLockedError(error)) this.#ousted = true;
+      throw error;
+    }
   }
 
   /**
@@ -473,6 +483,7 @@ export class CommitQueue {
         // Tried again once the journal has grown as much again: not after every write while a full disk lasts.
         const journal = this.#journal;
         if (journal !== undefined) journal.compactAfter = journal.length + compactionSize(journal.documentBytes);
+        if (isStoreLockedError(error)) this.#ousted = true;
         this.#onError?.(`Cannot rewrite the journal ${JSON.stringify(this.journalLocation)} into its document`, error);
       })
       .finally(() => {
