@@ -98,7 +98,7 @@ describe("Journal mode on real files: modes", () => {
 });
 
 describe("Journal mode on real files: a symlinked state file", () => {
-  it("the journal sits beside the link with the target's mode, compaction rewrites the target, and the link stays a link", async () => {
+  it("the journal sits beside the target, with its mode and its lock, compaction rewrites the target, and the link stays a link", async () => {
     const dir = await tempDir();
     await mkdir(join(dir, "real"));
     const target = join(dir, "real", "target.json");
@@ -107,13 +107,15 @@ describe("Journal mode on real files: a symlinked state file", () => {
     const link = join(dir, "link.json");
     await symlink("real/target.json", link);
     writer(link, [["set", "b", 2]]);
-    // The journal beside the link, the owner lock beside the target.
-    expect((await readdir(dir)).sort()).toStrictEqual(["link.json", "link.json.journal", "real"]);
-    expect((await readdir(join(dir, "real"))).sort()).toStrictEqual(["target.json", "target.json.lock"]);
-    expect(await modeOf(journalOf(link))).toBe(0o640);
-    // The target alone is the document as of the last rewrite; the journal beside the link holds the rest.
+    // The journal beside the target, as the owner lock is: every path to the file finds both.
+    expect((await readdir(dir)).sort()).toStrictEqual(["link.json", "real"]);
+    expect((await readdir(join(dir, "real"))).sort()).toStrictEqual(["target.json", "target.json.journal", "target.json.lock"]);
+    expect(await modeOf(journalOf(target))).toBe(0o640);
+    expect(new FileBackend(link).journalLocation).toBe(journalOf(target));
+    // The target alone is the document as of the last rewrite; the journal holds the rest.
     expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ a: 1 });
     expect(await readAll(link)).toStrictEqual({ a: 1, b: 2 });
+    expect(await readAll(target)).toStrictEqual({ a: 1, b: 2 });
     const kv = new AioKV(new FileBackend(link), { journal: true });
     await kv.set("c", 3);
     await kv.close();
@@ -122,6 +124,23 @@ describe("Journal mode on real files: a symlinked state file", () => {
     expect((await readdir(join(dir, "real"))).sort()).toStrictEqual(["target.json", "target.json.lock"]);
     expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ a: 1, b: 2, c: 3 });
     expect(await modeOf(target)).toBe(0o640);
+  });
+
+  it("a change acknowledged through a link, then a kill: a store opened by the target's own path applies it, and writes after it", async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, "real"));
+    const target = join(dir, "real", "target.json");
+    const link = join(dir, "link.json");
+    await symlink("real/target.json", link);
+    writer(link, [["set", "a", 1], ["close"]]);
+    // No close: the process exits with its last change in the journal only.
+    writer(link, [["set", "b", 2]]);
+    expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ a: 1 });
+    const kv = new AioKV(new FileBackend(target), { journal: false });
+    await kv.set("c", 3);
+    await kv.close();
+    expect(await readAll(link)).toStrictEqual({ a: 1, b: 2, c: 3 });
+    expect(JSON.parse(await readFile(target, "utf8"))).toStrictEqual({ a: 1, b: 2, c: 3 });
   });
 });
 

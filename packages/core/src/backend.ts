@@ -70,6 +70,8 @@ export interface Backend {
    * and applies its records, whatever its own `journal` option says.
    */
   readJournal?(): Promise<string | Uint8Array | undefined>;
+  /** Optional, with `readJournal`: where the journal lives, for messages. Default: `<location>.journal`. */
+  readonly journalLocation?: string;
   /**
    * Optional, with `readJournal`: appends these bytes to the journal, creating it, durable as
    * `write()` is (a synced file: the data synced, and its directory when the journal is new).

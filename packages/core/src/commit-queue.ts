@@ -87,9 +87,9 @@ export class CommitQueue {
     this.#onError = options.onError;
   }
 
-  /** Where the journal lives: beside the document, `<location>.journal`. */
+  /** Where the journal lives: the backend's word, else beside the document, `<location>.journal`. */
   get journalLocation(): string {
-    return `${this.#backend.location}.journal`;
+    return this.#backend.journalLocation ?? `${this.#backend.location}.journal`;
   }
 
   /**

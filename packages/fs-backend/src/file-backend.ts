@@ -3,7 +3,7 @@ import { constants, type Stats } from "node:fs";
 import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, truncate, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { errorCode, StoreLockedError, unlessAbsent, UnsyncedWriteError, type Backend } from "@aiokv/core";
-import { FileWatcher } from "./file-watcher.js";
+import { FileWatcher, resolveLinks } from "./file-watcher.js";
 import { OwnerLock } from "./owner-lock.js";
 
 /** Options of {@link FileBackend}. Its owner lock is on unless `AioKV`'s `lock` option is `false`. */
@@ -66,10 +66,21 @@ export class FileBackend implements Backend {
   readonly #pollInterval: number;
   readonly #fsWatch: boolean;
   #lock: OwnerLock | undefined;
-  /** The journal's path: beside the state file (the link, where it is one), `<file>.journal`. */
+  /**
+   * The journal's path, `<file>.journal` beside the file the path names (a symlink's target, where
+   * the lock is too, so that every path to one file finds the one journal).
+   */
   get journalLocation(): string {
-    return `${this.location}.journal`;
+    return `${resolveLinks(this.location)}.journal`;
   }
+
+  /** {@link journalLocation}, without blocking. */
+  async #journalPath(): Promise<string> {
+    return `${await followLinks(this.location)}.journal`;
+  }
+
+  /** The journal was appended to, its directory synced, by this handle: its entry is durable. */
+  #journalDurable = false;
 
   /**
    * @param file The state file's path; relative paths resolve against the current directory now.
@@ -138,8 +149,8 @@ export class FileBackend implements Backend {
   }
 
   /** The journal's bytes, undecoded, as `read()` gives the file's. */
-  readJournal(): Promise<Uint8Array | undefined> {
-    return unlessAbsent(readFile(this.journalLocation));
+  async readJournal(): Promise<Uint8Array | undefined> {
+    return unlessAbsent(readFile(await this.#journalPath()));
   }
 
   /**
@@ -151,13 +162,17 @@ export class FileBackend implements Backend {
    */
   async appendJournal(pieces: readonly Uint8Array[]): Promise<void> {
     await this.#lock?.assertHeld(this.location);
-    const { handle, created } = await this.#openJournal();
+    const path = await this.#journalPath();
+    const handle = await this.#openJournal(path);
     try {
       await writeAll(handle, pieces, null);
       if (!this.#sync) return;
       try {
         await handle.datasync();
-        if (created) await syncDirectory(dirname(this.journalLocation));
+        // Once per handle, not only when this one made it: a process killed between making the
+        // journal and syncing its directory leaves one whose entry may not survive a power loss.
+        if (!this.#journalDurable) await syncDirectory(dirname(path));
+        this.#journalDurable = true;
       } catch (error) {
         // The bytes are in the journal (a reader sees them): what failed is only making them durable.
         throw new UnsyncedWriteError(error);
@@ -167,26 +182,28 @@ export class FileBackend implements Backend {
     }
   }
 
-  /** The journal opened to append (O_APPEND: every write goes at its end), and whether this made it. */
-  async #openJournal(): Promise<{ handle: FileHandle; created: boolean }> {
+  /** The journal at `path` opened to append (O_APPEND: every write goes at its end), made if absent. */
+  async #openJournal(path: string): Promise<FileHandle> {
     const append = constants.O_WRONLY | constants.O_APPEND;
-    const handle = await unlessAbsent(open(this.journalLocation, append));
-    if (handle !== undefined) return { handle, created: false };
+    const handle = await unlessAbsent(open(path, append));
+    if (handle !== undefined) return handle;
+    this.#journalDurable = false;
     const existing = await unlessAbsent(stat(this.location));
     const mode = existing ? existing.mode & 0o7777 : this.#mode;
-    const made = await openNew(this.journalLocation, mode, append | constants.O_CREAT | constants.O_EXCL);
+    const made = await openNew(path, mode, append | constants.O_CREAT | constants.O_EXCL);
     // The umask would narrow it: the journal holds what the file holds, with the file's mode.
     await made.chmod(mode).catch(async (error: unknown) => {
       await made.close().catch(() => {});
       throw error;
     });
-    return { handle: made, created: true };
+    return made;
   }
 
   /** Cuts the journal to its first `length` bytes; 0 removes it (its directory unsynced: a journal that comes back names the document before, so it is skipped). */
   async cutJournal(length: number): Promise<void> {
     await this.#lock?.assertHeld(this.location);
-    await (length === 0 ? unlessAbsent(unlink(this.journalLocation)) : truncate(this.journalLocation, length));
+    const path = await this.#journalPath();
+    await (length === 0 ? unlessAbsent(unlink(path)) : truncate(path, length));
   }
 
   /** The file's bytes, undecoded: AioKV decodes them strictly, so bytes that are not UTF-8 are reported, not replaced. */
@@ -247,7 +264,8 @@ export class FileBackend implements Backend {
   async moveAside(suffix: string): Promise<string | undefined> {
     const moved = (await this.#moveTarget((target) => `${target}.${suffix}`))?.moved;
     // The journal goes with it (after it: a journal left behind names the document that went, so it is skipped).
-    const journal = await unlessAbsent(rename(this.journalLocation, `${this.journalLocation}.${suffix}`).then(() => `${this.journalLocation}.${suffix}`));
+    const path = await this.#journalPath();
+    const journal = await unlessAbsent(rename(path, `${path}.${suffix}`).then(() => `${path}.${suffix}`));
     return moved ?? journal;
   }
 

@@ -134,7 +134,7 @@ function describeError(error: unknown): string {
 const describeStats = (stats: BigIntStats): string => `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
 
 /** The file a path names, following symlinks even when what they point to is absent; the path itself when it cannot tell. */
-function resolveLinks(path: string): string {
+export function resolveLinks(path: string): string {
   try {
     return realpathSync(path);
   } catch {
