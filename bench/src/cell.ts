@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parentPort, workerData } from "node:worker_threads";
 import { baselineSystems, systems } from "./systems.js";
-import { run, type Counts, type Workload } from "./workloads.js";
+import { run, type Counts, type Measured, type Workload } from "./workloads.js";
 
 export interface CellInput {
   /** The system's name. */
@@ -18,12 +18,14 @@ if (parentPort) {
   const system = [...Object.values(systems), ...baselineSystems()].find((s) => s.name === input.system);
   if (!system) throw new Error(`No system named ${input.system}`);
   const dir = await mkdtemp(join(tmpdir(), "aiokv-bench-"));
+  let message: { ok: boolean; result?: Measured; error?: string };
   try {
-    const result = await run(input.workload, system, dir, input.counts);
-    parentPort.postMessage({ ok: true, result });
+    message = { ok: true, result: await run(input.workload, system, dir, input.counts) };
   } catch (error) {
-    parentPort.postMessage({ ok: false, error: String((error as Error).stack ?? error) });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+    message = { ok: false, error: String((error as Error).stack ?? error) };
   }
+  // Before the message: the bench terminates the worker once it has it, which used to cut this
+  // removal short and leave every cell's directory (and its 100,000-key stores) in the temp dir.
+  await rm(dir, { recursive: true, force: true }).catch(() => {});
+  parentPort.postMessage(message);
 }

@@ -248,6 +248,10 @@ for (const plan of plans) {
       stallMs: runs.length ? Math.max(...runs.map((m) => m.stallMs)) : undefined,
       lost: runs.length && runs[0]?.lost !== undefined ? Math.max(...runs.map((m) => m.lost ?? 0)) : undefined,
       heapBytes: runs.length && runs[0]?.heapBytes !== undefined ? median(runs.map((m) => m.heapBytes ?? 0)) : undefined,
+      firstMs: runs.length && runs[0]?.firstMs !== undefined ? median(runs.map((m) => m.firstMs ?? 0)) : undefined,
+      // The rate of the sets after the first, each run's, then their median.
+      restPerSecond:
+        runs.length && runs[0]?.firstMs !== undefined ? median(runs.map((m) => (m.ops > 1 ? ((m.ops - 1) * 1000) / (m.ms - (m.firstMs ?? 0)) : NaN))) : undefined,
       fileBytes: runs[0]?.fileBytes,
       // The run whose journal was longest against its document.
       journal: runs
@@ -262,8 +266,9 @@ for (const plan of plans) {
   for (const row of rows) {
     const limit = rows.find((r) => r.system === row.limit);
     if (limit?.opsPerSecond && row.opsPerSecond && row.system !== row.limit) row.ratio = limit.opsPerSecond / row.opsPerSecond;
-    const emptyRate = empty?.rows.find((r) => r.system === row.system)?.opsPerSecond;
-    if (emptyRate && row.opsPerSecond) row.vsEmpty = row.opsPerSecond / emptyRate;
+    const emptyRow = empty?.rows.find((r) => r.system === row.system);
+    if (emptyRow?.opsPerSecond && row.opsPerSecond) row.vsEmpty = row.opsPerSecond / emptyRow.opsPerSecond;
+    if (emptyRow?.restPerSecond && row.restPerSecond) row.restVsEmpty = row.restPerSecond / emptyRow.restPerSecond;
   }
   results.push({ workload: plan.workload, title: plan.title, rows });
   console.log(table(plan.workload, plan.title, rows));

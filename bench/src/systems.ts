@@ -255,9 +255,11 @@ function journalLimit(name: string, synced: boolean): System<"limit"> {
   const file = (dir: string): string => join(dir, "limit.journal");
   const open = async (dir: string): Promise<Store> => {
     const data = await readJson(dir);
-    for (const line of (await readFile(file(dir), "utf8").catch(() => "")).split("\n").slice(0, -1)) {
-      for (const [key, value] of (JSON.parse(line) as { set: Array<[string, unknown]> }).set) data[key] = value;
-    }
+    // The replay's limit: the journal's complete lines parsed at once, as one JSON array.
+    const text = await readFile(file(dir), "utf8").catch(() => "");
+    const lines = text.slice(0, text.lastIndexOf("\n") + 1);
+    const records = lines === "" ? [] : (JSON.parse(`[${lines.slice(0, -1).replaceAll("\n", ",")}]`) as Array<{ set: Array<[string, unknown]> }>);
+    for (const record of records) for (const [key, value] of record.set) data[key] = value;
     const handle = await openAppending(file(dir), synced);
     let pending: string[] = [];
     let writing: Promise<void> | undefined;
