@@ -121,7 +121,7 @@ export class AioKV<T extends StoreShape<T> = JsonObject> {
     if (options.journal !== undefined && typeof options.journal !== "boolean") {
       throw new TypeError(`Cannot create store ${JSON.stringify(backend.location)}: the journal option must be true or false, received ${typeof options.journal}`);
     }
-    const appends = ["readJournal", "appendJournal", "cutJournal"] as const;
+    const appends = ["readJournal", "writeJournal", "appendJournal", "cutJournal"] as const;
     if (options.journal === true && appends.some((method) => typeof backend[method] !== "function")) {
       throw new TypeError(
         `Cannot create store ${JSON.stringify(backend.location)} with journal: true: its backend cannot append (it has no ${appends.filter((method) => typeof backend[method] !== "function").join(", ")})`,

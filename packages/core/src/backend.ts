@@ -73,10 +73,17 @@ export interface Backend {
   /** Optional, with `readJournal`: where the journal lives, for messages. Default: `<location>.journal`. */
   readonly journalLocation?: string;
   /**
-   * Optional, with `readJournal`: appends these bytes to the journal, creating it, durable as
-   * `write()` is (a synced file: the data synced, and its directory when the journal is new).
-   * Where the bytes are in place but syncing them failed, rejects with `UnsyncedWriteError`. An
-   * owner that lost its lock rejects with `StoreLockedError` and appends nothing.
+   * Optional, with `readJournal`: starts the journal with these bytes, replacing whatever is
+   * there, durable as `write()` is, and atomically: a reader sees the old journal or the new.
+   * A file makes a new one each time (a temp file renamed into place), so that an owner paused
+   * while its lock was taken over, which may still hold the old one open, never writes into it.
+   */
+  writeJournal?(pieces: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Optional, with `readJournal`: appends these bytes to the journal that `writeJournal` started
+   * (rejecting, never making one, where there is none), durable as `write()` is. Every byte is
+   * written or it rejects; where the bytes are in place but syncing them failed, it rejects with
+   * `UnsyncedWriteError`. An owner that lost its lock rejects with `StoreLockedError`.
    */
   appendJournal?(pieces: readonly Uint8Array[]): Promise<void>;
   /**

@@ -2,6 +2,8 @@ import type { Backend } from "./backend.js";
 import { combine, isEmptyDocument, StoredDocument, stagingBatch, type Batch, type LoadCheck } from "./document.js";
 import { isStoreFormatError, isStoreIOError, isStoreLockedError, isUnsyncedWriteError, StoreIOError } from "./errors.js";
 import { documentDigest, journalHeader, journalRecord, readJournal } from "./journal.js";
+import { MAX_TEXT_LENGTH } from "./json-value.js";
+import { parseJson } from "./json-parse.js";
 
 interface PendingBatch extends Batch {
   readonly done: Promise<void>;
@@ -19,6 +21,8 @@ interface JournalState {
   base: Promise<string | null> | undefined;
   /** The document's size as last read or written, for the compaction rule. */
   documentBytes: number;
+  /** It was there when the store read it: started by another owner (or an earlier run), so never appended to. */
+  inherited: boolean;
   /** Compact once `length` passes this: the document's size (or 64 KiB), and as much again after a failed compaction. */
   compactAfter: number;
   /**
@@ -316,11 +320,16 @@ export class CommitQueue {
     const base = (): Promise<string | null> => (digest ??= documentDigest(text));
     // The digest is kept only where a new journal will name it, and computed off the thread meanwhile.
     if (this.#journaling) void base().catch(noop);
-    const contents = journalSource === undefined ? undefined : await readJournal(journalSource, this.journalLocation, base, this.#check);
-    let document = text === undefined ? undefined : await StoredDocument.parse(text, location, this.#check);
-    if (contents?.batch !== undefined) {
+    const contents = journalSource === undefined ? undefined : await readJournal(journalSource, this.journalLocation, base);
+    const replay = contents?.batch;
+    // With a journal to apply, the schema checks what the store holds after it, as a whole-file
+    // store's document would hold it, not each value on the way (a key a migration removed).
+    let document = text === undefined ? undefined : await StoredDocument.parse(text, location, replay === undefined ? this.#check : undefined);
+    if (replay !== undefined) {
       document ??= new StoredDocument(location);
-      document.apply(contents.batch);
+      document.apply(replay);
+      const check = this.#check;
+      if (check !== undefined) for (const key of document.keys()) check(key, parseJson(document.get(key) ?? "null"));
     }
     // A clear that set nothing removes the document in a store without a journal: none here either.
     if (contents?.removed === true) document = undefined;
@@ -331,8 +340,9 @@ export class CommitQueue {
             length: contents?.length ?? 0,
             excess: contents?.excess ?? false,
             base: this.#journaling ? base() : undefined,
-            documentBytes: text?.length ?? 0,
-            compactAfter: compactionSize(text?.length ?? 0),
+            documentBytes: sourceBytes(text),
+            compactAfter: compactionSize(sourceBytes(text)),
+            inherited: journalSource !== undefined,
             absent: document === undefined,
           };
     return { document, journal };
@@ -372,9 +382,10 @@ export class CommitQueue {
     try {
       const base = await this.#base(batch);
       let unsynced: StoreIOError | undefined;
-      if (this.#journaling && this.#journal !== undefined) {
-        base.assertFits(batch);
-        unsynced = await this.#append(batch);
+      const record = this.#journaling && this.#journal !== undefined ? (base.assertFits(batch), journalRecord(batch)) : undefined;
+      // A journal is read back as one string: one that would grow past a string's length goes into the document instead.
+      if (record !== undefined && this.#journal !== undefined && this.#journal.length + record.length <= MAX_TEXT_LENGTH - MAX_HEADER_BYTES) {
+        unsynced = await this.#append(record);
         this.#journal.absent = batch.cleared && ![...batch.changes.values()].some((json) => json !== undefined);
       } else {
         // A journal's records go into the document before anything else does (see #compactNow).
@@ -423,18 +434,27 @@ export class CommitQueue {
   }
 
   /** Appends `batch` to the journal as one record; resolves the error for a record in place but not synced. */
-  async #append(batch: Batch): Promise<StoreIOError | undefined> {
+  async #append(record: Uint8Array): Promise<StoreIOError | undefined> {
     const journal = this.#journal as JournalState;
-    await this.#cutJournal();
-    const record = journalRecord(batch);
-    const pieces = journal.length === 0 ? [journalHeader(await (journal.base ?? documentDigest(undefined))), record] : [record];
+    // An owner never appends to a journal it did not start: an owner paused while this one took
+    // the lock over may still write to that one (see Backend.appendJournal). It is folded in first.
+    if (journal.inherited && journal.length > 0) await this.#compactNow();
+    const start = journal.length === 0;
+    const pieces = start ? [journalHeader(await (journal.base ?? documentDigest(undefined))), record] : [record];
+    if (!start) await this.#cutJournal();
     const size = byteLength(pieces);
     try {
-      await this.#backend.appendJournal?.(pieces);
+      await (start ? this.#backend.writeJournal?.(pieces) : this.#backend.appendJournal?.(pieces));
     } catch (error) {
       if (isUnsyncedWriteError(error)) {
-        journal.length += size;
+        journal.length = (start ? 0 : journal.length) + size;
+        journal.excess = false;
+        journal.inherited = false;
         return new StoreIOError("sync", this.#backend.location, error.cause);
+      }
+      if (start) {
+        if (isStoreIOError(error) || isStoreLockedError(error)) throw error;
+        throw new StoreIOError("write", this.#backend.location, error);
       }
       // Part of the record may be there: it is cut off now, or before the next record goes after it.
       journal.excess = true;
@@ -442,7 +462,11 @@ export class CommitQueue {
       if (isStoreIOError(error) || isStoreLockedError(error)) throw error;
       throw new StoreIOError("write", this.#backend.location, error);
     }
-    journal.length += size;
+    journal.length = (start ? 0 : journal.length) + size;
+    if (start) {
+      journal.excess = false;
+      journal.inherited = false;
+    }
     return undefined;
   }
 
@@ -471,6 +495,7 @@ export class CommitQueue {
       base,
       documentBytes,
       compactAfter: compactionSize(documentBytes),
+      inherited: false,
       absent: pieces === undefined,
     };
     // A failure here fails nothing written: the journal names the old document, and the next write cuts it first.
@@ -544,6 +569,24 @@ function noop(): void {}
 /** How long a journal may grow over a document of `documentBytes`: as long as it, so compaction costs O(1) a byte appended. */
 function compactionSize(documentBytes: number): number {
   return Math.max(documentBytes, MIN_COMPACTION_BYTES);
+}
+
+/**
+ * The bytes a header takes at most, kept free under a string's length: a digest and the version.
+ */
+const MAX_HEADER_BYTES = 256;
+
+/** A document's size in UTF-8 bytes, as a file holds it, whether read as bytes or as text. */
+function sourceBytes(source: string | Uint8Array | undefined): number {
+  if (source === undefined) return 0;
+  if (typeof source !== "string") return source.length;
+  let bytes = source.length;
+  for (let i = 0; i < source.length; i++) {
+    const code = source.charCodeAt(i);
+    // Two bytes up to U+07FF, three above; a surrogate pair's four, two for each half.
+    if (code >= 0x80) bytes += code < 0x800 || (code >= 0xd800 && code <= 0xdfff) ? 1 : 2;
+  }
+  return bytes;
 }
 
 function byteLength(pieces: readonly Uint8Array[]): number {

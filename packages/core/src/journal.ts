@@ -1,4 +1,4 @@
-import { stagingBatch, nestsDeeper, type Batch, type LoadCheck } from "./document.js";
+import { stagingBatch, nestsDeeper, type Batch } from "./document.js";
 import { CorruptStoreError, InvalidStoreShapeError } from "./errors.js";
 import { parseJson } from "./json-parse.js";
 import { MAX_DEPTH } from "./json-value.js";
@@ -84,17 +84,16 @@ export function journalRecord(batch: Batch): Uint8Array {
  * @param source The journal's bytes or text.
  * @param location The journal's location, for errors.
  * @param base The digest of the document read after the journal.
- * @param check A schema's check of each value set.
  * @throws {CorruptStoreError} When it is not UTF-8, or a complete line is not a record (naming the line and why).
  * @throws {InvalidStoreShapeError} When a value nests deeper than `set()` accepts.
  */
-export function readJournal(source: string | Uint8Array, location: string, base: () => Promise<string | null>, check?: LoadCheck): Promise<JournalContents> {
+export function readJournal(source: string | Uint8Array, location: string, base: () => Promise<string | null>): Promise<JournalContents> {
   const bytes = typeof source === "string" ? encoder.encode(source) : source;
   const end = bytes.lastIndexOf(newline) + 1;
-  return parseLines(bytes, end, location, base, check);
+  return parseLines(bytes, end, location, base);
 }
 
-async function parseLines(bytes: Uint8Array, end: number, location: string, base: () => Promise<string | null>, check?: LoadCheck): Promise<JournalContents> {
+async function parseLines(bytes: Uint8Array, end: number, location: string, base: () => Promise<string | null>): Promise<JournalContents> {
   const excess = end < bytes.length;
   // No complete line, not even the header: an empty journal too (a kill between its creation and
   // its first write leaves one) is excess, removed by the next append or compaction.
@@ -105,7 +104,9 @@ async function parseLines(bytes: Uint8Array, end: number, location: string, base
   } catch (error) {
     const { locateInvalidUtf8 } = await import("./syntax-error.js");
     const byteOffset = locateInvalidUtf8(bytes.subarray(0, end));
-    throw new CorruptStoreError(`Cannot load journal ${JSON.stringify(location)}: not valid UTF-8 at byte ${byteOffset}`, location, { cause: error, byteOffset });
+    // Valid UTF-8 that does not decode is longer than a string can be: no store writes one so long.
+    const why = byteOffset === undefined ? `too long to read (${end} bytes)` : `not valid UTF-8 at byte ${byteOffset}`;
+    throw new CorruptStoreError(`Cannot load journal ${JSON.stringify(location)}: ${why}`, location, { cause: error, byteOffset });
   }
   const lines = text.split("\n");
   lines.pop(); // after the last "\n": nothing
@@ -120,7 +121,7 @@ async function parseLines(bytes: Uint8Array, end: number, location: string, base
   if (header.base !== (await base())) return { batch: undefined, length: 0, excess: true, removed: false };
   const batch = stagingBatch();
   let removed = false;
-  for (let index = 1; index < lines.length; index++) removed = apply(batch, parseLine(lines[index] ?? "", index + 1, location), index + 1, location, check);
+  for (let index = 1; index < lines.length; index++) removed = apply(batch, parseLine(lines[index] ?? "", index + 1, location), index + 1, location);
   return { batch: lines.length > 1 ? batch : undefined, length: end, excess, removed };
 }
 
@@ -133,7 +134,7 @@ function parseLine(line: string, number: number, location: string): unknown {
 }
 
 /** Stages one record's changes after those before it; returns whether it clears and sets nothing. */
-function apply(batch: Batch, record: unknown, number: number, location: string, check: LoadCheck | undefined): boolean {
+function apply(batch: Batch, record: unknown, number: number, location: string): boolean {
   if (typeof record !== "object" || record === null || Array.isArray(record)) throw damaged(location, number, "a record is a JSON object");
   const { clear, delete: deleted, set, ...rest } = record as Record<string, unknown>;
   const unknown = Object.keys(rest);
@@ -157,7 +158,6 @@ function apply(batch: Batch, record: unknown, number: number, location: string, 
         location,
       );
     }
-    check?.(key, value);
     batch.changes.set(key, JSON.stringify(value));
   }
   return clear === true && (set === undefined || set.length === 0);

@@ -118,9 +118,20 @@ class JournalBackend implements Backend {
     return this.journal?.slice();
   }
 
+  /** Starts the journal: all of it or, failing, none (a file renames a new journal into place). */
+  async writeJournal(pieces: readonly Uint8Array[]): Promise<void> {
+    this.appends++;
+    await ticks(1);
+    const bytes = join(...pieces);
+    const failure = this.failAppends.shift();
+    if (failure === undefined || failure.error instanceof UnsyncedWriteError) this.journal = bytes;
+    if (failure !== undefined) throw failure.error;
+  }
+
   async appendJournal(pieces: readonly Uint8Array[]): Promise<void> {
     this.appends++;
     await ticks(1);
+    if (this.journal === undefined) throw Object.assign(new Error("ENOENT: no such file or directory, open"), { code: "ENOENT" });
     const bytes = join(...pieces);
     const failure = this.failAppends.shift();
     if (failure === undefined) {
@@ -141,8 +152,9 @@ class JournalBackend implements Backend {
 }
 
 /** The journal methods of `backend`, bound: for a wrapper without its lock. */
-const journalMethodsOf = (backend: JournalBackend): Pick<Backend, "readJournal" | "appendJournal" | "cutJournal"> => ({
+const journalMethodsOf = (backend: JournalBackend): Pick<Backend, "readJournal" | "writeJournal" | "appendJournal" | "cutJournal"> => ({
   readJournal: () => backend.readJournal(),
+  writeJournal: (pieces) => backend.writeJournal(pieces),
   appendJournal: (pieces) => backend.appendJournal(pieces),
   cutJournal: (length) => backend.cutJournal(length),
 });
@@ -225,10 +237,10 @@ describe("journal format", () => {
     const nothing = (): Promise<undefined> => Promise.resolve(undefined);
     const plain: Backend = { location: "plain:store", read: nothing, write: nothing, remove: nothing };
     expect(() => new AioKV(plain, { journal: true })).toThrow(
-      new TypeError('Cannot create store "plain:store" with journal: true: its backend cannot append (it has no readJournal, appendJournal, cutJournal)'),
+      new TypeError('Cannot create store "plain:store" with journal: true: its backend cannot append (it has no readJournal, writeJournal, appendJournal, cutJournal)'),
     );
     const readsOnly: Backend = { ...plain, readJournal: nothing };
-    expect(() => new AioKV(readsOnly, { journal: true })).toThrow(/it has no appendJournal, cutJournal\)$/);
+    expect(() => new AioKV(readsOnly, { journal: true })).toThrow(/it has no writeJournal, appendJournal, cutJournal\)$/);
     expect(() => new AioKV(plain, { journal: "yes" as unknown as boolean })).toThrow(TypeError);
     expect(() => new AioKV(plain, { journal: false })).not.toThrow();
     expect(() => new AioKV(new JournalBackend(), { journal: true })).not.toThrow();

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
-import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, truncate, unlink, type FileHandle } from "node:fs/promises";
+import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { errorCode, StoreLockedError, unlessAbsent, UnsyncedWriteError, type Backend } from "@aiokv/core";
 import { FileWatcher, resolveLinks } from "./file-watcher.js";
@@ -79,8 +79,6 @@ export class FileBackend implements Backend {
     return `${await followLinks(this.location)}.journal`;
   }
 
-  /** The journal was appended to, its directory synced, by this handle: its entry is durable. */
-  #journalDurable = false;
 
   /**
    * @param file The state file's path; relative paths resolve against the current directory now.
@@ -139,7 +137,8 @@ export class FileBackend implements Backend {
     const target = await followLinks(this.location);
     await mkdir(dirname(target), { recursive: true });
     this.#lock = await OwnerLock.acquire(target, this.location, this.#staleAfter);
-    await removeLeftovers(target);
+    // The journal's too: a paused owner's temp journal, renamed later, would replace this owner's.
+    await Promise.all([removeLeftovers(target), removeLeftovers(`${target}.journal`)]);
   }
 
   async unlock(): Promise<void> {
@@ -154,56 +153,74 @@ export class FileBackend implements Backend {
   }
 
   /**
-   * Appends to the journal, creating it with the state file's mode. Synced: `fdatasync`, and the
-   * directory when the journal is new, before it resolves. Every byte is written or it rejects
-   * (the store then cuts the journal back to where the record began). The journal is opened for
-   * each append and closed after it: a handle kept between appends would outlive a store that is
-   * never closed (a test's), and Node closes such a handle on garbage collection with a warning.
+   * Starts a journal: these bytes replace whatever is at its path, as `write()` replaces the file
+   * (a temp file renamed over it, synced with its directory), with the state file's mode. A new
+   * file each time: an owner paused while its lock was taken over may still hold the old one
+   * open, and whatever it writes there is never read.
+   */
+  async writeJournal(pieces: readonly Uint8Array[]): Promise<void> {
+    const [path, existing] = await Promise.all([this.#journalPath(), unlessAbsent(stat(this.location))]);
+    await this.#replace(path, existing, pieces);
+  }
+
+  /**
+   * Appends to the journal, which `writeJournal` started; rejects (ENOENT) where there is none,
+   * never making one. Synced: `fdatasync` before it resolves. The journal is opened, then the
+   * lock checked, then written through that handle: an owner paused in between writes to the
+   * journal it opened, which the new owner never appends to (it starts its own), and is told it
+   * lost the lock by a second check after the write. Every byte is written or it rejects (the
+   * store then cuts the journal back to where the record began). Opened for each append and
+   * closed after it: a handle kept between appends would outlive a store that is never closed (a
+   * test's), which Node closes on garbage collection with a warning.
    */
   async appendJournal(pieces: readonly Uint8Array[]): Promise<void> {
-    await this.#lock?.assertHeld(this.location);
-    const path = await this.#journalPath();
-    const handle = await this.#openJournal(path);
+    const handle = await open(await this.#journalPath(), constants.O_WRONLY | constants.O_APPEND);
     try {
+      await this.#lock?.assertHeld(this.location);
       await writeAll(handle, pieces, null);
-      if (!this.#sync) return;
-      try {
-        await handle.datasync();
-        // Once per handle, not only when this one made it: a process killed between making the
-        // journal and syncing its directory leaves one whose entry may not survive a power loss.
-        if (!this.#journalDurable) await syncDirectory(dirname(path));
-        this.#journalDurable = true;
-      } catch (error) {
-        // The bytes are in the journal (a reader sees them): what failed is only making them durable.
-        throw new UnsyncedWriteError(error);
+      if (this.#sync) {
+        await handle.datasync().catch((error: unknown) => {
+          // The bytes are in the journal (a reader sees them): what failed is only making them durable.
+          throw new UnsyncedWriteError(error);
+        });
       }
+      await this.#lock?.assertHeld(this.location);
     } finally {
       await handle.close().catch(() => {});
     }
   }
 
-  /** The journal at `path` opened to append (O_APPEND: every write goes at its end), made if absent. */
-  async #openJournal(path: string): Promise<FileHandle> {
-    const append = constants.O_WRONLY | constants.O_APPEND;
-    const handle = await unlessAbsent(open(path, append));
-    if (handle !== undefined) return handle;
-    this.#journalDurable = false;
-    const existing = await unlessAbsent(stat(this.location));
-    const mode = existing ? existing.mode & 0o7777 : this.#mode;
-    const made = await openNew(path, mode, append | constants.O_CREAT | constants.O_EXCL);
-    // The umask would narrow it: the journal holds what the file holds, with the file's mode.
-    await made.chmod(mode).catch(async (error: unknown) => {
-      await made.close().catch(() => {});
-      throw error;
-    });
-    return made;
-  }
-
-  /** Cuts the journal to its first `length` bytes; 0 removes it (its directory unsynced: a journal that comes back names the document before, so it is skipped). */
+  /**
+   * Cuts the journal to its first `length` bytes, through a handle opened before the lock is
+   * checked (as an append writes). 0 removes it: renamed aside, the lock checked again (and the
+   * journal put back if it was lost meanwhile, unless the new owner started one since), then
+   * unlinked, so an owner paused in between never removes the new owner's journal. The directory
+   * is not synced: a journal that comes back names the document before, so it is skipped.
+   */
   async cutJournal(length: number): Promise<void> {
-    await this.#lock?.assertHeld(this.location);
     const path = await this.#journalPath();
-    await (length === 0 ? unlessAbsent(unlink(path)) : truncate(path, length));
+    if (length > 0) {
+      const handle = await open(path, "r+");
+      try {
+        await this.#lock?.assertHeld(this.location);
+        await handle.truncate(length);
+      } finally {
+        await handle.close().catch(() => {});
+      }
+      return;
+    }
+    await this.#lock?.assertHeld(this.location);
+    const aside = tempBeside(path);
+    if ((await unlessAbsent(rename(path, aside).then(() => true))) === undefined) return;
+    try {
+      await this.#lock?.assertHeld(this.location);
+    } catch (error) {
+      await link(aside, path)
+        .then(() => unlink(aside))
+        .catch(() => {});
+      throw error;
+    }
+    await unlessAbsent(unlink(aside));
   }
 
   /** The file's bytes, undecoded: AioKV decodes them strictly, so bytes that are not UTF-8 are reported, not replaced. */
@@ -213,6 +230,14 @@ export class FileBackend implements Backend {
 
   async write(pieces: readonly Uint8Array[]): Promise<void> {
     const { target, existing } = await this.#target();
+    await this.#replace(target, existing, pieces);
+  }
+
+  /**
+   * Replaces `target` whole: a temp file beside it, written, synced, renamed over it, and the
+   * directory synced. The new file takes `existing`'s mode (and owner, as root), else `mode`.
+   */
+  async #replace(target: string, existing: Stats | undefined, pieces: readonly Uint8Array[]): Promise<void> {
     const temp = tempBeside(target);
     let handle: FileHandle | undefined;
     try {

@@ -116,9 +116,23 @@ export class MemoryBackend implements Backend {
     return typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
   }
 
-  /** Appends to the journal, creating it. */
+  /** Starts the journal with these bytes, replacing any (temp then rename, as the file does). */
+  async writeJournal(pieces: readonly Uint8Array[]): Promise<void> {
+    await this.#fs.writeFile(`${journal}.tmp`, Buffer.concat(pieces));
+    await this.#fs.rename(`${journal}.tmp`, journal);
+    this.#changed();
+  }
+
+  /** Appends to the journal `writeJournal` started; rejects with ENOENT where there is none, as the file does. */
   async appendJournal(pieces: readonly Uint8Array[]): Promise<void> {
-    await this.#fs.appendFile(journal, Buffer.concat(pieces));
+    const handle = await this.#fs.open(journal, "r+");
+    try {
+      const { size } = await handle.stat();
+      const bytes = Buffer.concat(pieces);
+      await handle.write(bytes, 0, bytes.length, Number(size));
+    } finally {
+      await handle.close();
+    }
     this.#changed();
   }
 

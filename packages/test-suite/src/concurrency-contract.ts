@@ -351,6 +351,10 @@ function unsyncedWriteTests(makeHarness: HarnessFactory): void {
           await inner.appendJournal?.(pieces);
           if (unsynced) throw new UnsyncedWriteError(cause);
         },
+        async writeJournal(pieces: readonly Uint8Array[]) {
+          await inner.writeJournal?.(pieces);
+          if (unsynced) throw new UnsyncedWriteError(cause);
+        },
       });
     }
     const logger = recordingLogger();

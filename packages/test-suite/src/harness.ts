@@ -39,10 +39,11 @@ export function storeOptions<T = JsonObject>(h: Harness, options: AioKVOptions<T
   return { ...h.storeOptions, ...options, ...(journal !== undefined && { journal }) };
 }
 
-/** The journal methods `backend` has (`readJournal`, `appendJournal`, `cutJournal`), bound to it, to give a wrapper of it. */
-export function journalMethods(backend: Backend): Pick<Backend, "readJournal" | "appendJournal" | "cutJournal"> {
+/** The journal methods `backend` has (`readJournal`, `writeJournal`, `appendJournal`, `cutJournal`), bound to it, to give a wrapper of it. */
+export function journalMethods(backend: Backend): Pick<Backend, "readJournal" | "writeJournal" | "appendJournal" | "cutJournal"> {
   return {
     ...(backend.readJournal && { readJournal: backend.readJournal.bind(backend) }),
+    ...(backend.writeJournal && { writeJournal: backend.writeJournal.bind(backend) }),
     ...(backend.appendJournal && { appendJournal: backend.appendJournal.bind(backend) }),
     ...(backend.cutJournal && { cutJournal: backend.cutJournal.bind(backend) }),
   };
@@ -61,7 +62,7 @@ export function recordingLogger(): Logger & { readonly calls: Array<[string, unk
  * A Backend that passes through to `inner`, counts writes, and can hold or fail the next write.
  * Faults of a real backend are tested with real faults in the backend's own tests; this one
  * exercises AioKV's handling of them (group commit, rollback) identically on every backend.
- * An append to the journal (`journal: true`) is a write here as a replace is: counted, held and
+ * A write to the journal (`journal: true`: starting it, or appending) is a write here as a replace is: counted, held and
  * failed (before anything is appended) the same way; cutting the journal passes through.
  */
 export function instrumented(inner: Backend): Backend & {
@@ -88,6 +89,12 @@ export function instrumented(inner: Backend): Backend & {
       appendJournal: async (pieces: readonly Uint8Array[]): Promise<void> => {
         await counted();
         await inner.appendJournal?.(pieces);
+      },
+    }),
+    ...(inner.writeJournal && {
+      writeJournal: async (pieces: readonly Uint8Array[]): Promise<void> => {
+        await counted();
+        await inner.writeJournal?.(pieces);
       },
     }),
     async write(pieces: readonly Uint8Array[]): Promise<void> {
