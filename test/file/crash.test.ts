@@ -184,14 +184,18 @@ function killAt(calls: string, path: string | undefined, when?: number): string[
 
 const writes = "pwrite64,pwritev,pwritev2,write,writev";
 const renames = "rename,renameat,renameat2";
-const unlinks = "unlink,unlinkat";
 
 interface StepKill {
   /** Where the process dies. */
   step: string;
   sync: boolean;
-  /** "compact": a compaction of a document (k0) and a journal of three records (k1-k3); "append": a set of k4 after them; "new journal": a set of k4 after a compaction. */
-  phase: "compact" | "append" | "new journal";
+  /**
+   * "compact": a compaction of a document (k0) and a journal of three records (k1-k3); "append": a
+   * set of k4 after them, a new process's first write (the journal it found folded into the
+   * document, then a journal of its own started); "append again": that, then a set of k5 appended
+   * to the journal it started; "new journal": a set of k4 after a compaction (no journal to fold).
+   */
+  phase: "compact" | "append" | "append again" | "new journal";
   /** The strace arguments that kill it there, given the file's, its directory's and its journal's paths. */
   kill: (paths: { file: string; dir: string; journal: string }) => string[];
   /** The call it dies in, as strace shows it (with -y). */
@@ -206,6 +210,11 @@ interface StepKill {
 
 const all = stepDoc("k0", "k1", "k2", "k3");
 const withK4 = stepDoc("k0", "k1", "k2", "k3", "k4");
+const withK5 = stepDoc("k0", "k1", "k2", "k3", "k4", "k5");
+/** A write at an offset: a whole file's (a temp file's), never an append (the owner lock's refresh is one too, seconds apart). */
+const positionedWrites = "pwrite64,pwritev,pwritev2";
+/** A temp file of the journal's, as strace shows its descriptor or its path. */
+const journalTemp = String.raw`\.state\.json\.journal\.\d+\.[0-9a-f]{8}\.aiokv\.tmp`;
 
 const stepKills: StepKill[] = [
   ...[true, false].flatMap((sync): StepKill[] => [
@@ -222,11 +231,21 @@ const stepKills: StepKill[] = [
       temp: true,
     },
     {
-      step: "compaction: the document renamed into place, before the journal's removal",
+      step: "compaction: the document renamed into place, before the journal's removal (its rename aside)",
       sync,
       phase: "compact",
-      kill: ({ journal }) => killAt(unlinks, journal),
-      killedIn: /unlink(at)?\(.*state\.json\.journal"/,
+      kill: ({ journal }) => killAt(renames, journal),
+      killedIn: new RegExp(String.raw`rename(at2?)?\(.*state\.json\.journal", .*${journalTemp}"`),
+      journal: "stale",
+      holds: all,
+      temp: false,
+    },
+    {
+      step: "a new process's first write: the journal it found folded into the document, before that journal's removal",
+      sync,
+      phase: "append",
+      kill: ({ journal }) => killAt(renames, journal),
+      killedIn: new RegExp(String.raw`rename(at2?)?\(.*state\.json\.journal", .*${journalTemp}"`),
       journal: "stale",
       holds: all,
       temp: false,
@@ -234,22 +253,35 @@ const stepKills: StepKill[] = [
     {
       step: "append: before the record's write",
       sync,
-      phase: "append",
+      phase: "append again",
+      // The first write to the journal's path: k4 went into a temp file, renamed there.
       kill: ({ journal }) => killAt(writes, journal),
       killedIn: /\b(?:pwrite64|pwritev2?|writev?)\(\d+<.*state\.json\.journal>/,
       journal: "applies",
-      holds: all,
+      holds: withK4,
       temp: false,
     },
     {
-      step: "append to a new journal: created, before its first write (an empty journal)",
+      step: "a new journal: its temp file made, before its first write",
       sync,
       phase: "new journal",
-      kill: ({ journal }) => killAt(writes, journal),
-      killedIn: /\b(?:pwrite64|pwritev2?|writev?)\(\d+<.*state\.json\.journal>/,
+      // With no journal to fold, the process's first whole-file write is the new journal's.
+      kill: () => killAt(positionedWrites, undefined),
+      killedIn: new RegExp(String.raw`\b(?:pwrite64|pwritev2?)\(\d+<.*${journalTemp}>`),
       journal: "none",
       holds: all,
-      temp: false,
+      temp: true,
+    },
+    {
+      step: "a new journal: its temp file written, before its rename into place",
+      sync,
+      phase: "new journal",
+      // The process's first rename (the owner lock renames its file only on release).
+      kill: () => killAt(renames, undefined, 1),
+      killedIn: new RegExp(String.raw`rename(at2?)?\(.*${journalTemp}", .*state\.json\.journal"`),
+      journal: "none",
+      holds: all,
+      temp: true,
     },
   ]),
   {
@@ -276,15 +308,27 @@ const stepKills: StepKill[] = [
   {
     step: "append: the record written, before the journal's fdatasync (not acknowledged, but in the file)",
     sync: true,
-    phase: "append",
+    phase: "append again",
+    // The first sync of the journal's path: k4's journal was synced as its temp file.
     kill: ({ journal }) => killAt("fdatasync,fsync", journal),
     killedIn: /fdatasync\(\d+<.*state\.json\.journal>/,
     journal: "applies",
-    holds: withK4,
+    holds: withK5,
     temp: false,
   },
   {
-    step: "append to a new journal: header and record written and synced, before the directory's fsync",
+    step: "a new journal: header and record written to its temp file, before its fsync",
+    sync: true,
+    phase: "new journal",
+    // The process's first fsync: with no journal to fold, the new journal's; the owner lock syncs nothing.
+    kill: () => killAt("fsync", undefined, 1),
+    killedIn: new RegExp(String.raw`fsync\(\d+<.*${journalTemp}>`),
+    journal: "none",
+    holds: all,
+    temp: true,
+  },
+  {
+    step: "a new journal: header and record written and synced, renamed into place, before the directory's fsync",
     sync: true,
     phase: "new journal",
     kill: ({ dir }) => killAt("fsync", dir),
@@ -303,7 +347,7 @@ describe("A journal store SIGKILLed at each step of an append and of a compactio
       const file = join(dir, "state.json");
       expect(runStep(file, sync, "prepare").stdout).toBe("acked\n");
       if (phase === "new journal") expect(runStep(file, sync, "compact").stdout).toBe("compacted\n");
-      const { stdout, signal, traced } = runStep(file, sync, phase === "compact" ? "compact" : "append", kill({ file, dir, journal: `${file}.journal` }));
+      const { stdout, signal, traced } = runStep(file, sync, phase === "new journal" ? "append" : phase, kill({ file, dir, journal: `${file}.journal` }));
       // Killed on entering that call, which therefore never ran: nothing after it either.
       expect({ stdout, signal }).toStrictEqual({ stdout: "", signal: "SIGKILL" });
       expect(traced[0], traced.join("\n")).toMatch(killedIn);

@@ -1,8 +1,9 @@
 // Journal mode (journal: true) on real files: modes, symlinks, quarantine, torn records, short
 // writes, processes that exit without close(), and what close() leaves for other readers.
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { chmod, lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { AioKV, CorruptStoreError, type AioKVOptions } from "@aiokv/core";
 import { recordingLogger } from "@aiokv/test-suite";
 import { FileBackend, type FileBackendOptions } from "@aiokv/fs-backend";
@@ -178,7 +179,7 @@ describe("Journal mode on real files: quarantine()", () => {
 });
 
 describe("Journal mode on real files: torn and damaged records", () => {
-  it("a journal cut at every byte offset of its last record loads the records before it; the next append cuts the torn tail off", async () => {
+  it("a journal cut at every byte offset of its last record loads the records before it; the next owner's first write folds them into the file, the torn tail dropped", async () => {
     const dir = await tempDir();
     const file = join(dir, "state.json");
     writer(file, [["set", "doc", "in the file"], ["close"]]);
@@ -206,13 +207,19 @@ describe("Journal mode on real files: torn and damaged records", () => {
       expect({ cut, read: await readAll(file) }).toStrictEqual({ cut, read: expected });
       expect({ cut, read: await readAll(file, { sync: false }) }).toStrictEqual({ cut, read: expected });
       expect({ cut, read: await readAll(file) }).toStrictEqual({ cut, read: expected });
-      // An owner in journal mode cuts the torn tail before it appends (sync: false, for speed).
+      // An owner in journal mode never appends to the journal it found (sync: false, for speed):
+      // its first write folds the complete records into the file, the torn tail dropped with that
+      // journal, and starts its own, a header naming the file, then the new record.
       await plant(cut);
       const kv = new AioKV(new FileBackend(file, { sync: false }), { journal: true });
       await kv.set("next", cut);
-      const text = await readFile(journalOf(file), "utf8");
-      expect(text.endsWith(`{"set":[["next",${cut}]]}\n`), text).toBe(true);
-      expect(Buffer.byteLength(text)).toBe((cut === journal.length ? journal.length : start) + Buffer.byteLength(`{"set":[["next",${cut}]]}\n`));
+      const folded = await readFile(file);
+      expect({ cut, read: JSON.parse(folded.toString("utf8")) as unknown }).toStrictEqual({ cut, read: expected });
+      const base = `sha256:${createHash("sha256").update(folded).digest("hex")}`;
+      expect({ cut, journal: await readFile(journalOf(file), "utf8") }).toStrictEqual({
+        cut,
+        journal: `${JSON.stringify({ aiokv: "journal", version: 1, base })}\n{"set":[["next",${cut}]]}\n`,
+      });
       await kv.close();
       expect({ cut, read: JSON.parse(await readFile(file, "utf8")) as unknown }).toStrictEqual({ cut, read: { ...expected, next: cut } });
     }
@@ -274,25 +281,70 @@ describe("Journal mode on real files: a write that does not fit", () => {
   });
 
   it.skipIf(!hasStrace)(
-    "ENOSPC on every write to the journal (strace): set() rejects, the journal and memory keep what was acknowledged; with space back, the next process writes",
+    "ENOSPC on every write of a journal store (strace): folding the journal it found into the file, starting its own journal, appending to it: set() rejects, the file, the journal and memory keep what was acknowledged; with space back, the next process writes",
     async () => {
       const dir = await tempDir();
+      const logs = await tempDir();
       const file = join(dir, "state.json");
+      const noSpace = { ok: false, name: "StoreIOError", code: "ENOSPC", cause: "ENOSPC" };
+      /**
+       * strace arguments that fail, with ENOSPC, every write at an offset: the writes of a temp
+       * file renamed into place once written (the file's rewrite, a new journal), and the owner
+       * lock's refresh, whose failure only lets the lock age; or, given `path`, every write to that
+       * file (the journal, where appends go). Only the calls that fail are traced, into `log` (-y:
+       * with their files).
+       */
+      const full = (log: string, path?: string): string[] => {
+        const calls = path === undefined ? "pwrite64,pwritev,pwritev2" : "write,writev,pwrite64,pwritev,pwritev2";
+        return ["strace", "-f", "-qq", "-y", "-o", join(logs, log), ...(path === undefined ? [] : ["-P", path]), "-e", `trace=${calls}`, "-e", `inject=${calls}:error=ENOSPC`];
+      };
+      /** The files (names, a temp file's pid and random part as <temp>) whose writes failed in `log`, besides the lock's. */
+      const failedIn = async (log: string): Promise<string[]> => {
+        const text = await readFile(join(logs, log), "utf8");
+        const paths = [...text.matchAll(/^\d+ +\w+\(\d+<([^>]+)>/gm)].map((match) => match[1] ?? "");
+        const names = paths.filter((path) => !path.includes(".lock/")).map((path) => basename(path).replace(/\.\d+\.[0-9a-f]{8}\.aiokv\.tmp$/, ".<temp>"));
+        return [...new Set(names)];
+      };
       writer(file, [["set", "a", "first"]]);
       const acknowledged = await readFile(journalOf(file), "utf8");
-      const inject = ["strace", "-f", "-qq", "-o", "/dev/null", "-P", journalOf(file), "-e", "trace=pwrite64,pwritev,pwritev2,write,writev", "-e", "inject=pwrite64,pwritev,pwritev2,write,writev:error=ENOSPC"];
-      const full = writer(file, [["set", "b", "refused"], ["getAll"], ["journal"], ["set", "c", "refused too"], ["getAll"]], {}, undefined, inject);
-      expect(full).toStrictEqual([
-        { ok: false, name: "StoreIOError", code: "ENOSPC", cause: "ENOSPC" },
-        { ok: true, value: { a: "first" } },
-        { ok: true, value: acknowledged },
-        { ok: false, name: "StoreIOError", code: "ENOSPC", cause: "ENOSPC" },
-        { ok: true, value: { a: "first" } },
-      ]);
+
+      // A new process never appends to the journal it finds: its first write folds that one into
+      // the file first, and fails there.
+      const fold = writer(file, [["set", "b", "refused"], ["getAll"], ["journal"], ["set", "c", "refused too"], ["getAll"]], {}, undefined, full("fold"));
+      expect(fold).toStrictEqual([noSpace, { ok: true, value: { a: "first" } }, { ok: true, value: acknowledged }, noSpace, { ok: true, value: { a: "first" } }]);
+      expect(await failedIn("fold")).toStrictEqual([".state.json.<temp>"]);
       expect(await readFile(journalOf(file), "utf8")).toBe(acknowledged);
+      expect((await readdir(dir)).sort()).toStrictEqual(["state.json.journal", "state.json.lock"]);
       expect(await readAll(file)).toStrictEqual({ a: "first" });
-      expect(writer(file, [["set", "d", "space is back"], ["getAll"]])).toStrictEqual([{ ok: true }, { ok: true, value: { a: "first", d: "space is back" } }]);
-      expect(await readAll(file)).toStrictEqual({ a: "first", d: "space is back" });
+
+      // With space back for whole files, the next process folds it and starts its own journal;
+      // then every append to that journal fails, and the journal is cut back to what memory holds.
+      const append = writer(
+        file,
+        [["set", "b", "started"], ["journal"], ["set", "c", "refused"], ["getAll"], ["journal"], ["set", "c", "refused too"], ["getAll"]],
+        {},
+        undefined,
+        full("append", journalOf(file)),
+      );
+      const started = append[1]?.value;
+      expect(started).toMatch(/^\{"aiokv":"journal","version":1,"base":"sha256:[0-9a-f]{64}"\}\n\{"set":\[\["b","started"\]\]\}\n$/);
+      const ab = { a: "first", b: "started" };
+      expect(append).toStrictEqual([{ ok: true }, { ok: true, value: started }, noSpace, { ok: true, value: ab }, { ok: true, value: started }, noSpace, { ok: true, value: ab }]);
+      expect(await failedIn("append")).toStrictEqual(["state.json.journal"]);
+      expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual({ a: "first" });
+      expect(await readFile(journalOf(file), "utf8")).toBe(started);
+      expect(await readAll(file)).toStrictEqual(ab);
+
+      // A process that finds no journal starts one: a new file, which fails, and none is left.
+      writer(file, [["getAll"], ["close"]]);
+      const begin = writer(file, [["set", "c", "refused"], ["getAll"], ["journal"]], {}, undefined, full("start"));
+      expect(begin).toStrictEqual([noSpace, { ok: true, value: ab }, { ok: true, value: null }]);
+      expect(await failedIn("start")).toStrictEqual([".state.json.journal.<temp>"]);
+      expect((await readdir(dir)).sort()).toStrictEqual(["state.json", "state.json.lock"]);
+      expect(JSON.parse(await readFile(file, "utf8"))).toStrictEqual(ab);
+
+      expect(writer(file, [["set", "d", "space is back"], ["getAll"]])).toStrictEqual([{ ok: true }, { ok: true, value: { ...ab, d: "space is back" } }]);
+      expect(await readAll(file)).toStrictEqual({ ...ab, d: "space is back" });
     },
   );
 });
