@@ -139,6 +139,19 @@ export class FileBackend implements Backend {
     this.#lock = await OwnerLock.acquire(target, this.location, this.#staleAfter);
     // The journal's too: a paused owner's temp journal, renamed later, would replace this owner's.
     await Promise.all([removeLeftovers(target), removeLeftovers(`${target}.journal`)]);
+    await this.#sealJournal(`${target}.journal`);
+  }
+
+  /**
+   * Copies a journal found on taking the lock into a new file in its place: an earlier owner,
+   * paused between its lock check and its append while this one took over, may still hold the
+   * old one open, and what it writes there must never be read.
+   */
+  async #sealJournal(path: string): Promise<void> {
+    const bytes = await unlessAbsent(readFile(path));
+    if (bytes === undefined) return;
+    // Housekeeping, as the leftovers are: a full disk leaves the journal as it is, and the lock taken.
+    await this.#replace(path, await unlessAbsent(stat(this.location)), [bytes]).catch(() => {});
   }
 
   async unlock(): Promise<void> {
@@ -174,7 +187,11 @@ export class FileBackend implements Backend {
    * test's), which Node closes on garbage collection with a warning.
    */
   async appendJournal(pieces: readonly Uint8Array[]): Promise<void> {
-    const handle = await open(await this.#journalPath(), constants.O_WRONLY | constants.O_APPEND);
+    const handle = await open(await this.#journalPath(), constants.O_WRONLY | constants.O_APPEND).catch(async (error: unknown) => {
+      // Gone: removed by a new owner's compaction, while this one was paused, says the lock.
+      await this.#lock?.assertHeld(this.location);
+      throw error;
+    });
     try {
       await this.#lock?.assertHeld(this.location);
       await writeAll(handle, pieces, null);
