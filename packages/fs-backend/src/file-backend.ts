@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { constants, type Stats } from "node:fs";
+import { close as closeCallback, closeSync, constants, fdatasync, ftruncate, open as openCallback, writev, type Stats } from "node:fs";
+import { promisify } from "node:util";
 import { link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { errorCode, StoreLockedError, unlessAbsent, UnsyncedWriteError, type Backend } from "@aiokv/core";
@@ -66,6 +67,8 @@ export class FileBackend implements Backend {
   readonly #pollInterval: number;
   readonly #fsWatch: boolean;
   #lock: OwnerLock | undefined;
+  /** The journal's descriptor, open between appends. */
+  #journal: { fd: number } | undefined;
   /**
    * The journal's path, `<file>.journal` beside the file the path names (a symlink's target, where
    * the lock is too, so that every path to one file finds the one journal).
@@ -157,6 +160,7 @@ export class FileBackend implements Backend {
   async unlock(): Promise<void> {
     const lock = this.#lock;
     this.#lock = undefined;
+    await this.#closeJournal();
     await lock?.release();
   }
 
@@ -172,39 +176,62 @@ export class FileBackend implements Backend {
    * open, and whatever it writes there is never read.
    */
   async writeJournal(pieces: readonly Uint8Array[]): Promise<void> {
+    await this.#closeJournal();
     const [path, existing] = await Promise.all([this.#journalPath(), unlessAbsent(stat(this.location))]);
     await this.#replace(path, existing, pieces);
   }
 
   /**
    * Appends to the journal, which `writeJournal` started; rejects (ENOENT) where there is none,
-   * never making one. Synced: `fdatasync` before it resolves. The journal is opened, then the
-   * lock checked, then written through that handle: an owner paused in between writes to the
-   * journal it opened, which the new owner never appends to (it starts its own), and is told it
-   * lost the lock by a second check after the write. Every byte is written or it rejects (the
-   * store then cuts the journal back to where the record began). Opened for each append and
-   * closed after it: a handle kept between appends would outlive a store that is never closed (a
-   * test's), which Node closes on garbage collection with a warning.
+   * never making one. Synced: `fdatasync` before it resolves. The journal stays open between
+   * appends, opened while this handle held the lock: an owner taking the lock over copies the
+   * journal into a new file (see `lock()`), so what this handle writes after losing the lock goes
+   * to a file nobody reads, and the lock, checked after the write, says it was refused. Every
+   * byte is written or it rejects (the store then cuts the journal back to where the record
+   * began). A plain descriptor, closed by `close()`, `unlock()`, or when the backend is garbage
+   * collected: a store that is never closed (a test's) leaks nothing and warns of nothing.
    */
   async appendJournal(pieces: readonly Uint8Array[]): Promise<void> {
-    const handle = await open(await this.#journalPath(), constants.O_WRONLY | constants.O_APPEND).catch(async (error: unknown) => {
+    const fd = this.#journal?.fd ?? (await this.#openJournal());
+    await writeAll((buffers) => writevFd(fd, buffers), pieces, null);
+    await Promise.all([
+      this.#sync
+        ? fdatasyncFd(fd).catch((error: unknown) => {
+            // The bytes are in the journal (a reader sees them): what failed is only making them durable.
+            throw new UnsyncedWriteError(error);
+          })
+        : undefined,
+      this.#lock?.assertHeld(this.location),
+    ]);
+  }
+
+  /** Opens the journal to append, as its owner; kept until the journal is replaced, removed or the lock given up. */
+  async #openJournal(): Promise<number> {
+    const path = await this.#journalPath();
+    const fd = await openFd(path, constants.O_WRONLY | constants.O_APPEND).catch(async (error: unknown) => {
       // Gone: removed by a new owner's compaction, while this one was paused, says the lock.
       await this.#lock?.assertHeld(this.location);
       throw error;
     });
-    try {
-      await this.#lock?.assertHeld(this.location);
-      await writeAll(handle, pieces, null);
-      if (this.#sync) {
-        await handle.datasync().catch((error: unknown) => {
-          // The bytes are in the journal (a reader sees them): what failed is only making them durable.
-          throw new UnsyncedWriteError(error);
-        });
-      }
-      await this.#lock?.assertHeld(this.location);
-    } finally {
-      await handle.close().catch(() => {});
-    }
+    this.#journal = { fd };
+    openJournals.register(this, fd, this);
+    // After the open: a descriptor opened while this handle owns the file is to its own journal.
+    await this.#lock?.assertHeld(this.location);
+    return fd;
+  }
+
+  /** Closes the journal kept open for appends, if any. */
+  async #closeJournal(): Promise<void> {
+    const journal = this.#journal;
+    if (journal === undefined) return;
+    this.#journal = undefined;
+    openJournals.unregister(this);
+    await closeFd(journal.fd).catch(() => {});
+  }
+
+  /** Closes the journal kept open for appends. */
+  async close(): Promise<void> {
+    await this.#closeJournal();
   }
 
   /**
@@ -217,15 +244,12 @@ export class FileBackend implements Backend {
   async cutJournal(length: number): Promise<void> {
     const path = await this.#journalPath();
     if (length > 0) {
-      const handle = await open(path, "r+");
-      try {
-        await this.#lock?.assertHeld(this.location);
-        await handle.truncate(length);
-      } finally {
-        await handle.close().catch(() => {});
-      }
+      const fd = this.#journal?.fd ?? (await this.#openJournal());
+      await this.#lock?.assertHeld(this.location);
+      await ftruncateFd(fd, length);
       return;
     }
+    await this.#closeJournal();
     await this.#lock?.assertHeld(this.location);
     const aside = tempBeside(path);
     if ((await unlessAbsent(rename(path, aside).then(() => true))) === undefined) return;
@@ -262,7 +286,7 @@ export class FileBackend implements Backend {
       handle = file;
       // Independent calls on the thread pool run side by side: only the data is on the critical path.
       await Promise.all([
-        writeAll(file, pieces),
+        writeAll((buffers, position) => file.writev(buffers, position), pieces),
         file.chmod(existing ? existing.mode & 0o7777 : this.#mode),
         existing && process.getuid?.() === 0 ? file.chown(existing.uid, existing.gid) : undefined,
       ]);
@@ -306,6 +330,7 @@ export class FileBackend implements Backend {
   async moveAside(suffix: string): Promise<string | undefined> {
     const moved = (await this.#moveTarget((target) => `${target}.${suffix}`))?.moved;
     // The journal goes with it (after it: a journal left behind names the document that went, so it is skipped).
+    await this.#closeJournal();
     const path = await this.#journalPath();
     const journal = await unlessAbsent(rename(path, `${path}.${suffix}`).then(() => `${path}.${suffix}`));
     return moved ?? journal;
@@ -357,6 +382,22 @@ export class FileBackend implements Backend {
   }
 }
 
+const openFd = promisify(openCallback);
+const closeFd = promisify(closeCallback);
+const fdatasyncFd = promisify(fdatasync);
+const ftruncateFd = promisify(ftruncate);
+const writevFd = (fd: number, buffers: Uint8Array[]): Promise<{ bytesWritten: number }> =>
+  new Promise((resolve, reject) => writev(fd, buffers, (error, bytesWritten) => (error ? reject(error) : resolve({ bytesWritten }))));
+
+/** Closes the journal descriptor of a backend collected without `close()`. */
+const openJournals = new FinalizationRegistry<number>((fd) => {
+  try {
+    closeSync(fd);
+  } catch {
+    // Already closed: nothing to free.
+  }
+});
+
 const tempSuffix = ".aiokv.tmp";
 
 /** A new temp file's name beside `target`: rename is atomic only within one file system. */
@@ -398,12 +439,16 @@ async function openNew(path: string, mode = 0o600, flags: string | number = "wx"
 // One writev of every piece. A short write (a filling disk, RLIMIT_FSIZE, more pieces than
 // IOV_MAX) writes the rest again, which then fails with the real error (ENOSPC, EFBIG) instead of
 // leaving a truncated file to be renamed into place.
-async function writeAll(handle: FileHandle, pieces: readonly Uint8Array[], start: number | null = 0): Promise<void> {
+async function writeAll(
+  write: (buffers: Uint8Array[], position: number | undefined) => Promise<{ bytesWritten: number }>,
+  pieces: readonly Uint8Array[],
+  start: number | null = 0,
+): Promise<void> {
   let rest = pieces.filter((piece) => piece.length > 0);
   // null: at the end of a file opened to append, where each write goes.
   let position = start;
   while (rest.length > 0) {
-    const { bytesWritten } = await handle.writev(rest, position ?? undefined);
+    const { bytesWritten } = await write(rest, position ?? undefined);
     if (bytesWritten <= 0) throw new Error(`Cannot write: the file system accepted 0 of ${byteLength(rest)} bytes`);
     if (position !== null) position += bytesWritten;
     rest = dropBytes(rest, bytesWritten);
