@@ -92,7 +92,7 @@ function columns(workload: Workload, rows: Row[]): Column[] {
                   {
                     header: workload === "bigStore" || workload === "hugeStore" ? "after it (x empty)" : "after it",
                     cell: (row: Row) =>
-                      row.restPerSecond === undefined || Number.isNaN(row.restPerSecond)
+                      row.restPerSecond === undefined
                         ? ""
                         : `${rate(row.restPerSecond)}/s${row.restVsEmpty === undefined ? "" : ` (${row.restVsEmpty.toFixed(2)}x)`}`,
                   },

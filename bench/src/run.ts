@@ -250,8 +250,7 @@ for (const plan of plans) {
       heapBytes: runs.length && runs[0]?.heapBytes !== undefined ? median(runs.map((m) => m.heapBytes ?? 0)) : undefined,
       firstMs: runs.length && runs[0]?.firstMs !== undefined ? median(runs.map((m) => m.firstMs ?? 0)) : undefined,
       // The rate of the sets after the first, each run's, then their median.
-      restPerSecond:
-        runs.length && runs[0]?.firstMs !== undefined ? median(runs.map((m) => (m.ops > 1 ? ((m.ops - 1) * 1000) / (m.ms - (m.firstMs ?? 0)) : NaN))) : undefined,
+      restPerSecond: runs.length && runs.every((m) => m.firstMs !== undefined && m.ops > 1) ? median(runs.map((m) => ((m.ops - 1) * 1000) / (m.ms - (m.firstMs ?? 0)))) : undefined,
       fileBytes: runs[0]?.fileBytes,
       // The run whose journal was longest against its document.
       journal: runs
