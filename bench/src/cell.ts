@@ -19,10 +19,16 @@ if (parentPort) {
   if (!system) throw new Error(`No system named ${input.system}`);
   const dir = await mkdtemp(join(tmpdir(), "aiokv-bench-"));
   let message: { ok: boolean; result?: Measured; error?: string };
+  // A process that serves requests stays alive: a peer's unref'd timer must fire here as it would
+  // there. (node-persist resolves a set queued during a queue flush from an unref'd interval; with
+  // nothing else pending the worker's loop emptied and it exited with the set unsettled.)
+  const alive = setInterval(() => {}, 60_000);
   try {
     message = { ok: true, result: await run(input.workload, system, dir, input.counts) };
   } catch (error) {
     message = { ok: false, error: String((error as Error).stack ?? error) };
+  } finally {
+    clearInterval(alive);
   }
   // Before the message: the bench terminates the worker once it has it, which used to cut this
   // removal short and leave every cell's directory (and its 100,000-key stores) in the temp dir.

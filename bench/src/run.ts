@@ -173,6 +173,11 @@ function cell(input: CellInput, limitMs: number): Promise<Measured | string> {
       clearTimeout(timer);
       resolve(`failed: ${error.message}`);
     });
+    // A worker that exits without a message (its loop emptied with a promise unsettled) fails now, not at the timeout.
+    worker.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve(`failed: the worker exited (code ${code}) without a result`);
+    });
   });
 }
 
