@@ -24,9 +24,12 @@ interface Owner {
   send(line: string): void;
 }
 
-/** Starts attack-owner.mjs (a journal store) owning `file`, once it reports ready. */
-async function startOwner(file: string): Promise<Owner> {
-  const child = spawn(process.execPath, [fixture("attack-owner.mjs"), file, String(staleAfter)]);
+/**
+ * Starts attack-owner.mjs (a journal store) owning `file`, once it reports ready; with `wait`, it
+ * waits for the lock (another owner's, paused, goes stale) instead of exiting when taken.
+ */
+async function startOwner(file: string, wait = false): Promise<Owner> {
+  const child = spawn(process.execPath, [fixture("attack-owner.mjs"), file, String(staleAfter), ...(wait ? ["wait"] : [])]);
   onTestFinished(() => {
     child.kill("SIGKILL");
   });
@@ -130,8 +133,11 @@ describe("Journal attack: an owner paused past staleAfter while another takes it
   // header, and the new owner's next append went after it (O_APPEND): the journal's first line was
   // not a header, and every reader (a follower, `aiokv check`, the next open after a crash of the
   // new owner) got CorruptStoreError. Now an append never makes a journal (no O_CREAT): only
-  // writeJournal starts one, header first, renamed into place.
-  it("paused right before its append's open() while the new owner compacts: on waking its set() is refused and makes no journal; every reader loads the new owner's store", async () => {
+  // writeJournal starts one, header first, renamed into place. It was a bug next (fixed): the
+  // open()'s ENOENT was the answer, a StoreIOError where "Paused owners" says StoreLockedError,
+  // and the old owner's memory was not marked stale, so its next get() answered from it (null for
+  // the new owner's "c") instead of being refused. Now an append whose journal is gone asks the lock.
+  it("paused right before its append's open() while the new owner compacts: on waking its set() is refused with StoreLockedError and makes no journal, its next get() is refused too; every reader loads the new owner's store", async () => {
     const dir = await tempDir();
     const file = join(dir, "state.json");
     const owner = await startOwner(file);
@@ -146,11 +152,11 @@ describe("Journal attack: an owner paused past staleAfter while another takes it
     owner.child.kill("SIGCONT");
     const answer = await owner.next();
     await kv.set("c", 3);
+    const [thenGets, thenSets] = [await owner.ask("get c"), await owner.ask("set d 4")];
     const journal = await readFile(`${file}.journal`, "utf8").catch(() => null);
     const seen = await onDisk(file);
-    console.log(`paused before its append, the new owner compacted: on waking ${answer}; the journal is ${JSON.stringify(journal)}; a reader gets ${JSON.stringify(seen)}`);
-    // Refused: with StoreIOError (ENOENT, the journal it opens is gone), where "Paused owners" says StoreLockedError.
-    expect(answer).toMatch(/^error /);
+    console.log(`paused before its append, the new owner compacted: on waking ${answer}, then its get c ${thenGets}, its set d ${thenSets}; the journal is ${JSON.stringify(journal)}; a reader gets ${JSON.stringify(seen)}`);
+    expect({ answer, thenGets, thenSets }).toStrictEqual({ answer: "error StoreLockedError", thenGets: "error StoreLockedError", thenSets: "error StoreLockedError" });
     expect(journal).toMatch(/^\{"aiokv":"journal","version":1,"base":"sha256:[0-9a-f]{64}"\}\n\{"set":\[\["c",3\]\]\}\n$/);
     expect(seen).toStrictEqual({ a: 1, c: 3 });
   });
@@ -182,6 +188,40 @@ describe("Journal attack: an owner paused past staleAfter while another takes it
     console.log(`paused before the journal's removal: on waking ${answer}; then the disk holds ${JSON.stringify(afterWake)}; after the new owner's next set ${JSON.stringify(afterNextSet)}`);
     expect(await kv.getAll()).toStrictEqual({ a: 1, b: 2, c: 3, d: 4 });
     expect({ answer, afterWake, afterNextSet }).toStrictEqual({ answer: "error StoreLockedError", afterWake: { a: 1, b: 2, c: 3 }, afterNextSet: { a: 1, b: 2, c: 3, d: 4 } });
+  });
+
+  // It was a bug: the fence above holds only if the new owner starts a journal of its own, which
+  // it did before its first write. An owner paused AFTER its append's lock check, right before the
+  // write, while a new owner took the lock over and only read (no write, so the journal it found
+  // stayed in place), woke and wrote its record into that journal, then was told StoreLockedError
+  // by the check after its sync: refused, yet every follower applied the record, and the next
+  // owner (once the new one died) kept it for good. Now taking the lock copies a journal it finds
+  // into a new file in its place, so the handle the paused owner holds is to a file never read.
+  it("paused right before its append's write, after its lock check, while a new owner takes the lock over and only reads: its set() is refused, and no follower, nor the next owner after the new one is killed, sees the record", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "state.json");
+    const owner = await startOwner(file);
+    expect(await owner.ask("set a 1")).toBe("ok");
+    expect(await owner.ask("arm writev")).toBe("armed");
+    owner.send("set b 2");
+    expect(await owner.next()).toBe("paused writev");
+    await stopped(owner.pid);
+
+    const reader = await startOwner(file, true);
+    expect([await reader.ask("get a"), await reader.ask("get b")]).toStrictEqual(["1", "null"]);
+    owner.child.kill("SIGCONT");
+    const answer = await owner.next();
+    const follower = await onDisk(file);
+    const readerSees = await reader.ask("get b");
+    reader.child.kill("SIGKILL");
+    await exited(reader.child);
+    const next = journalStore(file);
+    const nextSees = await next.getAll();
+    await next.close();
+    const closed = JSON.parse(await readFile(file, "utf8")) as unknown;
+    console.log(`paused before its append's write: on waking ${answer}; a follower reads ${JSON.stringify(follower)}, the next owner ${JSON.stringify(nextSees)}, its file after close ${JSON.stringify(closed)}`);
+    expect({ answer, readerSees }).toStrictEqual({ answer: "error StoreLockedError", readerSees: "null" });
+    expect({ follower, nextSees, closed }).toStrictEqual({ follower: { a: 1 }, nextSees: { a: 1 }, closed: { a: 1 } });
   });
 });
 
