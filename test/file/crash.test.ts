@@ -160,26 +160,63 @@ describe.each([
 const stepValue = (key: string): unknown => ({ key, pad: "x".repeat(100) });
 const stepDoc = (...keys: string[]): Doc => Object.fromEntries(keys.map((key) => [key, stepValue(key)]));
 
-/** Runs a phase of journal-steps.mjs, under strace with `trace` when given; its stdout, exit signal and strace's lines. */
+/**
+ * Runs a phase of journal-steps.mjs, under strace with `trace` when given; its stdout, exit signal
+ * and strace's calls (an unfinished call joined with its resumption, in the order they ended).
+ */
 function runStep(file: string, sync: boolean, phase: string, trace?: string[]): { stdout: string; signal: NodeJS.Signals | null; traced: string[] } {
   const node = [process.execPath, journalSteps, file, sync ? "1" : "0", phase];
   // Beside the store's directory, not in it.
   const log = `${dirname(file)}.strace`;
   const argv = trace === undefined ? node : ["strace", "-f", "-qq", "-y", "-o", log, ...trace, ...node];
-  const { stdout, stderr, signal, status } = spawnSync(argv[0] ?? "", argv.slice(1), { encoding: "utf8" });
+  // strace counts an injection's `when` per thread: with one thread in libuv's pool, where every
+  // fs call of the store runs, the Nth call of the process is the Nth call of that thread.
+  const env = trace === undefined ? process.env : { ...process.env, UV_THREADPOOL_SIZE: "1" };
+  const { stdout, stderr, signal, status } = spawnSync(argv[0] ?? "", argv.slice(1), { encoding: "utf8", env });
   if (trace === undefined) {
     expect(status, stderr).toBe(0);
     return { stdout, signal, traced: [] };
   }
-  const traced = readFileSync(log, "utf8").split("\n");
+  const lines = readFileSync(log, "utf8").split("\n");
   rmSync(log);
+  const unfinished = new Map<string, string>();
+  const traced: string[] = [];
+  for (const raw of lines) {
+    const [, pid = "", line = ""] = /^(\d+) +(.*)$/.exec(raw) ?? [];
+    if (line.endsWith(" <unfinished ...>")) unfinished.set(pid, `${pid}  ${line.slice(0, -" <unfinished ...>".length)}`);
+    else if (/^\w+\(/.test(line)) traced.push(`${pid}  ${line}`);
+    else {
+      const resumed = /^<\.\.\. \w+ resumed>(.*)$/.exec(line);
+      if (resumed) traced.push(`${unfinished.get(pid) ?? ""}${resumed[1] ?? ""}`);
+      if (resumed) unfinished.delete(pid);
+    }
+  }
+  // A call the process died in never returns: strace shows it as `= ?`, or leaves it unfinished.
+  for (const line of unfinished.values()) traced.push(`${line} = ?`);
+  // strace pads short calls to align their results: one space, as the patterns expect.
+  for (const [index, line] of traced.entries()) traced[index] = line.replace(/\) +=( |$)/, ") =$1");
   // strace exits as the traced process did: killed by a signal, it kills itself with it.
-  return { stdout, signal, traced: traced.filter((line) => /^\d+ +\w+\(/.test(line)) };
+  return { stdout, signal, traced };
 }
 
-/** strace arguments that SIGKILL the process as it enters `calls` on `path` (every path: `undefined`), at their `when`th call. */
-function killAt(calls: string, path: string | undefined, when?: number): string[] {
-  return [...(path === undefined ? [] : ["-P", path]), "-e", `trace=${calls}`, "-e", `inject=${calls}:signal=SIGKILL${when === undefined ? "" : `:when=${when}`}`];
+/** The calls that never returned (the one the process died in), and the last call that did before the first of them. */
+function killedCalls(traced: readonly string[]): { killed: string[]; before: string | undefined } {
+  const index = traced.findIndex((line) => / = \?$/.test(line));
+  return { killed: traced.filter((line) => / = \?$/.test(line)), before: index < 0 ? traced.at(-1) : traced[index - 1] };
+}
+
+/**
+ * strace arguments that SIGKILL the process as it enters `calls` on `path` (every path:
+ * `undefined`), at their `when`th call; `alsoTraced`, traced but never killed, show what came before.
+ */
+function killAt(calls: string, path: string | undefined, when?: number, alsoTraced?: string): string[] {
+  return [
+    ...(path === undefined ? [] : ["-P", path]),
+    "-e",
+    `trace=${calls}${alsoTraced === undefined ? "" : `,${alsoTraced}`}`,
+    "-e",
+    `inject=${calls}:signal=SIGKILL${when === undefined ? "" : `:when=${when}`}`,
+  ];
 }
 
 const writes = "pwrite64,pwritev,pwritev2,write,writev";
@@ -191,15 +228,22 @@ interface StepKill {
   sync: boolean;
   /**
    * "compact": a compaction of a document (k0) and a journal of three records (k1-k3); "append": a
-   * set of k4 after them, a new process's first write (the journal it found folded into the
-   * document, then a journal of its own started); "append again": that, then a set of k5 appended
-   * to the journal it started; "new journal": a set of k4 after a compaction (no journal to fold).
+   * set of k4 after them, a new process's first write (the journal it found, copied into a new
+   * file when it took the lock, folded into the document, then a journal of its own started);
+   * "append again": that, then a set of k5 appended to the journal it started (its first append,
+   * which opens the journal and keeps it open); "new journal": a set of k4 after a compaction (no
+   * journal to copy or fold).
    */
   phase: "compact" | "append" | "append again" | "new journal";
-  /** The strace arguments that kill it there, given the file's, its directory's and its journal's paths. */
+  /**
+   * The strace arguments that kill it there, given the file's, its directory's and its journal's
+   * paths. A `when` past 1 counts the calls of libuv's one pool thread (see runStep).
+   */
   kill: (paths: { file: string; dir: string; journal: string }) => string[];
   /** The call it dies in, as strace shows it (with -y). */
   killedIn: RegExp;
+  /** The traced call that ended just before it, where that names the step. */
+  after?: RegExp;
   /** What the file and the journal hold after the kill: the journal applies, is stale (already in the document), or there is none. */
   journal: "applies" | "stale" | "none";
   /** What the store holds after it. */
@@ -215,17 +259,35 @@ const withK5 = stepDoc("k0", "k1", "k2", "k3", "k4", "k5");
 const positionedWrites = "pwrite64,pwritev,pwritev2";
 /** A temp file of the journal's, as strace shows its descriptor or its path. */
 const journalTemp = String.raw`\.state\.json\.journal\.\d+\.[0-9a-f]{8}\.aiokv\.tmp`;
+/** A temp file of the document's (a compaction's or a fold's), as strace shows its descriptor or its path. */
+const fileTemp = String.raw`\.state\.json\.\d+\.[0-9a-f]{8}\.aiokv\.tmp`;
+/** The journal's path, or its descriptor, as strace shows it. */
+const journalPath = String.raw`/state\.json\.journal`;
+/** lock()'s copy of the journal it found renamed over it. */
+const sealRename = new RegExp(String.raw`rename(at2?)?\(.*/${journalTemp}", .*${journalPath}"\) = 0`);
 
 const stepKills: StepKill[] = [
   ...[true, false].flatMap((sync): StepKill[] => [
     {
+      step: "lock(): the journal found copied into a temp file, before its rename over the journal",
+      sync,
+      phase: "append",
+      // The process's first rename: lock()'s copy (the owner lock renames its file only on release).
+      kill: () => killAt(renames, undefined, 1),
+      killedIn: new RegExp(String.raw`rename(at2?)?\(.*/${journalTemp}", .*${journalPath}"\) = \?`),
+      journal: "applies",
+      holds: all,
+      temp: true,
+    },
+    {
       step: "compaction: the new document's temp file written, before its rename",
       sync,
       phase: "compact",
-      // The process's first rename: a compaction's (the owner lock renames its file only on release).
-      // Not -P <file>: strace matches a rename by its first path only.
-      kill: () => killAt(renames, undefined, 1),
-      killedIn: /rename(at2?)?\(.*\.aiokv\.tmp"?, .*state\.json"/,
+      // The process's second rename: the first is lock()'s copy of the journal it found. Not -P
+      // <file>: strace matches a rename by its first path only.
+      kill: () => killAt(renames, undefined, 2),
+      killedIn: new RegExp(String.raw`rename(at2?)?\(.*/${fileTemp}", .*/state\.json"\) = \?`),
+      after: sealRename,
       journal: "applies",
       holds: all,
       temp: true,
@@ -234,8 +296,9 @@ const stepKills: StepKill[] = [
       step: "compaction: the document renamed into place, before the journal's removal (its rename aside)",
       sync,
       phase: "compact",
+      // The first rename from the journal's path (lock()'s copy is renamed onto it, not from it).
       kill: ({ journal }) => killAt(renames, journal),
-      killedIn: new RegExp(String.raw`rename(at2?)?\(.*state\.json\.journal", .*${journalTemp}"`),
+      killedIn: new RegExp(String.raw`rename(at2?)?\(.*${journalPath}", .*/${journalTemp}"\) = \?`),
       journal: "stale",
       holds: all,
       temp: false,
@@ -245,18 +308,31 @@ const stepKills: StepKill[] = [
       sync,
       phase: "append",
       kill: ({ journal }) => killAt(renames, journal),
-      killedIn: new RegExp(String.raw`rename(at2?)?\(.*state\.json\.journal", .*${journalTemp}"`),
+      killedIn: new RegExp(String.raw`rename(at2?)?\(.*${journalPath}", .*/${journalTemp}"\) = \?`),
       journal: "stale",
       holds: all,
       temp: false,
     },
     {
-      step: "append: before the record's write",
+      step: "append: the first append's open of the journal (O_APPEND, kept open), before it opens",
       sync,
       phase: "append again",
-      // The first write to the journal's path: k4 went into a temp file, renamed there.
+      // The third open of the journal's path: lock() read it to copy it, the load read it, then
+      // k4 went into a temp file renamed there; k5 is the first append.
+      kill: ({ journal }) => killAt("open,openat", journal, 3),
+      killedIn: new RegExp(String.raw`openat?\(.*${journalPath}", O_WRONLY\|O_APPEND\b.*\) = \?`),
+      journal: "applies",
+      holds: withK4,
+      temp: false,
+    },
+    {
+      step: "append: the journal open, before the record's write",
+      sync,
+      phase: "append again",
+      // The first write to the journal's path, through the descriptor kept open (strace -P
+      // matches a descriptor by the path it resolves to): write for one piece, writev for more.
       kill: ({ journal }) => killAt(writes, journal),
-      killedIn: /\b(?:pwrite64|pwritev2?|writev?)\(\d+<.*state\.json\.journal>/,
+      killedIn: new RegExp(String.raw`\bwritev?\(\d+<.*${journalPath}>, .*\) = \?`),
       journal: "applies",
       holds: withK4,
       temp: false,
@@ -265,9 +341,9 @@ const stepKills: StepKill[] = [
       step: "a new journal: its temp file made, before its first write",
       sync,
       phase: "new journal",
-      // With no journal to fold, the process's first whole-file write is the new journal's.
+      // With no journal to copy or fold, the process's first whole-file write is the new journal's.
       kill: () => killAt(positionedWrites, undefined),
-      killedIn: new RegExp(String.raw`\b(?:pwrite64|pwritev2?)\(\d+<.*${journalTemp}>`),
+      killedIn: new RegExp(String.raw`\b(?:pwrite64|pwritev2?)\(\d+<.*/${journalTemp}>, .*\) = \?`),
       journal: "none",
       holds: all,
       temp: true,
@@ -278,19 +354,32 @@ const stepKills: StepKill[] = [
       phase: "new journal",
       // The process's first rename (the owner lock renames its file only on release).
       kill: () => killAt(renames, undefined, 1),
-      killedIn: new RegExp(String.raw`rename(at2?)?\(.*${journalTemp}", .*state\.json\.journal"`),
+      killedIn: new RegExp(String.raw`rename(at2?)?\(.*/${journalTemp}", .*${journalPath}"\) = \?`),
       journal: "none",
       holds: all,
       temp: true,
     },
   ]),
   {
+    step: "lock(): the journal found copied and renamed over it, before the directory's fsync",
+    sync: true,
+    phase: "append",
+    // The process's second fsync, after lock()'s copy was synced and renamed.
+    kill: () => killAt("fsync", undefined, 2, renames),
+    killedIn: /fsync\(\d+<[^>]+>\) = \?/,
+    after: sealRename,
+    journal: "applies",
+    holds: all,
+    temp: false,
+  },
+  {
     step: "compaction: the new document's temp file written, before its fsync",
     sync: true,
     phase: "compact",
-    // The process's first fsync: a compaction's; the owner lock syncs nothing.
-    kill: () => killAt("fsync", undefined, 1),
-    killedIn: /fsync\(\d+<.*\.aiokv\.tmp>/,
+    // The process's third fsync: lock()'s copy of the journal and its directory come first; the
+    // owner lock syncs nothing.
+    kill: () => killAt("fsync", undefined, 3),
+    killedIn: new RegExp(String.raw`fsync\(\d+<.*/${fileTemp}>\) = \?`),
     journal: "applies",
     holds: all,
     temp: true,
@@ -299,8 +388,11 @@ const stepKills: StepKill[] = [
     step: "compaction: the document renamed into place, before its directory's fsync",
     sync: true,
     phase: "compact",
-    kill: ({ dir }) => killAt("fsync", dir),
-    killedIn: /fsync\(\d+<.*>/,
+    // The process's fourth fsync: lock()'s copy of the journal and its directory, the new
+    // document, then (after its rename) the directory.
+    kill: () => killAt("fsync", undefined, 4, renames),
+    killedIn: /fsync\(\d+<[^>]+>\) = \?/,
+    after: new RegExp(String.raw`rename(at2?)?\(.*/${fileTemp}", .*/state\.json"\) = 0`),
     journal: "stale",
     holds: all,
     temp: false,
@@ -310,8 +402,9 @@ const stepKills: StepKill[] = [
     sync: true,
     phase: "append again",
     // The first sync of the journal's path: k4's journal was synced as its temp file.
-    kill: ({ journal }) => killAt("fdatasync,fsync", journal),
-    killedIn: /fdatasync\(\d+<.*state\.json\.journal>/,
+    kill: ({ journal }) => killAt("fdatasync,fsync", journal, undefined, writes),
+    killedIn: new RegExp(String.raw`fdatasync\(\d+<.*${journalPath}>\) = \?`),
+    after: new RegExp(String.raw`\bwritev?\(\d+<.*${journalPath}>, .*\) = [1-9]\d*$`),
     journal: "applies",
     holds: withK5,
     temp: false,
@@ -320,9 +413,9 @@ const stepKills: StepKill[] = [
     step: "a new journal: header and record written to its temp file, before its fsync",
     sync: true,
     phase: "new journal",
-    // The process's first fsync: with no journal to fold, the new journal's; the owner lock syncs nothing.
+    // The process's first fsync: with no journal to copy or fold, the new journal's; the owner lock syncs nothing.
     kill: () => killAt("fsync", undefined, 1),
-    killedIn: new RegExp(String.raw`fsync\(\d+<.*${journalTemp}>`),
+    killedIn: new RegExp(String.raw`fsync\(\d+<.*/${journalTemp}>\) = \?`),
     journal: "none",
     holds: all,
     temp: true,
@@ -332,7 +425,7 @@ const stepKills: StepKill[] = [
     sync: true,
     phase: "new journal",
     kill: ({ dir }) => killAt("fsync", dir),
-    killedIn: /fsync\(\d+<.*>/,
+    killedIn: /fsync\(\d+<[^>]+>\) = \?/,
     journal: "applies",
     holds: withK4,
     temp: false,
@@ -342,7 +435,7 @@ const stepKills: StepKill[] = [
 describe("A journal store SIGKILLed at each step of an append and of a compaction (strace)", () => {
   it.skipIf(!hasStrace).each(stepKills.map((kill) => [kill.sync ? "synced" : "unsynced", kill.step, kill] as const))(
     "%s, %s: the file and the journal load, holding every acknowledged change; the next owner goes on",
-    async (_, __, { sync, phase, kill, killedIn, journal, holds, temp }) => {
+    async (_, __, { sync, phase, kill, killedIn, after, journal, holds, temp }) => {
       const dir = await tempDir();
       const file = join(dir, "state.json");
       expect(runStep(file, sync, "prepare").stdout).toBe("acked\n");
@@ -350,7 +443,10 @@ describe("A journal store SIGKILLed at each step of an append and of a compactio
       const { stdout, signal, traced } = runStep(file, sync, phase === "new journal" ? "append" : phase, kill({ file, dir, journal: `${file}.journal` }));
       // Killed on entering that call, which therefore never ran: nothing after it either.
       expect({ stdout, signal }).toStrictEqual({ stdout: "", signal: "SIGKILL" });
-      expect(traced[0], traced.join("\n")).toMatch(killedIn);
+      const { killed, before } = killedCalls(traced);
+      expect(killed, traced.join("\n")).toHaveLength(1);
+      expect(killed[0]).toMatch(killedIn);
+      if (after) expect(before, traced.join("\n")).toMatch(after);
       const state = await readState(file);
       expect(state.doc).toStrictEqual(holds);
       expect({ applies: state.records > 0, stale: state.stale, torn: state.torn }).toStrictEqual({

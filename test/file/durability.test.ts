@@ -63,15 +63,16 @@ describe("FileBackend durability, as the kernel sees it (strace)", () => {
 });
 
 type JournalEvent =
-  | { call: "append" | "write" | "fsync" | "truncate" | "unlink"; path: string }
+  | { call: "append" | "write" | "fsync" | "fdatasync" | "truncate" | "unlink"; path: string }
   | { call: "rename"; from: string; to: string }
   | { call: "set-1" | "set-2" | "compacted" };
 
 /**
  * Runs two sets and a compact() of a journal store under strace (-y: each descriptor's path);
- * the calls on the store's files, in the order they completed: writes to the journal (appends)
- * and to a temp file of the journal's (a journal started, or renamed aside to be removed), fsync
- * and fdatasync of anything in its directory, renames onto the file or the journal and of the
+ * the calls on the store's files, in the order they completed: writes to the journal (appends:
+ * write or writev, at no offset, through the descriptor kept open between them) and to a temp file
+ * of the journal's (a journal started, or renamed aside to be removed), fsync and fdatasync of
+ * anything in its directory, renames onto the file or the journal and of the
  * journal away, the journal's truncation, the removal of the journal or of a temp file of its, and
  * the fixture's markers after each step resolved.
  */
@@ -94,11 +95,11 @@ async function traceJournal(sync: boolean): Promise<{ events: JournalEvent[]; di
     }
     const resumed = /^<\.\.\. \w+ resumed>(.*)$/.exec(line);
     if (resumed) line = `${unfinished.get(pid) ?? ""}${resumed[1] ?? ""}`;
-    const wrote = /^(?:pwrite64|pwritev2?|writev?)\(\d+<([^>]+)>, .* = [1-9]\d*$/.exec(line);
-    if (wrote && wrote[1] === journal) events.push({ call: "append", path: journal });
-    if (wrote && isJournalTemp(wrote[1] ?? "")) events.push({ call: "write", path: wrote[1] ?? "" });
-    const synced = /^f(?:data)?sync\(\d+<([^>]+)>\) += 0$/.exec(line);
-    if (synced && (synced[1] ?? "").startsWith(dir)) events.push({ call: "fsync", path: synced[1] ?? "" });
+    const wrote = /^(pwrite64|pwritev2?|writev?)\(\d+<([^>]+)>, .* = [1-9]\d*$/.exec(line);
+    if (wrote && wrote[2] === journal) events.push({ call: /^writev?$/.test(wrote[1] ?? "") ? "append" : "write", path: journal });
+    if (wrote && isJournalTemp(wrote[2] ?? "")) events.push({ call: "write", path: wrote[2] ?? "" });
+    const synced = /^(f(?:data)?sync)\(\d+<([^>]+)>\) += 0$/.exec(line);
+    if (synced && (synced[2] ?? "").startsWith(dir)) events.push({ call: synced[1] === "fdatasync" ? "fdatasync" : "fsync", path: synced[2] ?? "" });
     const renamed = /^rename(?:at2?)?\((?:AT_FDCWD, )?"([^"]+)", (?:AT_FDCWD, )?"([^"]+)".*\) = 0$/.exec(line);
     if (renamed && (renamed[2] === file || renamed[2] === journal || renamed[1] === journal)) events.push({ call: "rename", from: renamed[1] ?? "", to: renamed[2] ?? "" });
     const truncated = /^f?truncate\((?:\d+<([^>]+)>|"([^"]+)"), .*\) = 0$/.exec(line);
@@ -133,9 +134,10 @@ describe("FileBackend durability in journal mode, as the kernel sees it (strace)
         { call: "rename", from: journalTemp, to: journal },
         { call: "fsync", path: dir },
         { call: "set-1" },
-        // The second: one record appended, synced; the directory already holds the journal.
+        // The second: one record appended through the descriptor the first append opens and keeps
+        // (write or writev at no offset), then fdatasync; the directory already holds the journal.
         { call: "append", path: journal },
-        { call: "fsync", path: journal },
+        { call: "fdatasync", path: journal },
         { call: "set-2" },
         // compact(): the whole file through the atomic path, and only then the journal removed
         // (renamed aside, the lock checked again, then unlinked).
