@@ -238,8 +238,8 @@ describe("FileBackend: an owner paused in clear() or quarantine() while another 
     // Refused when paused before its move was done or checked; else done before the lock was lost.
     const expected = ["false StoreLockedError paused-before-move", "false StoreLockedError paused-after-move", "true - paused-after-move", "true - running"];
     expect(Object.keys(tally).filter((answer) => !expected.includes(answer))).toStrictEqual([]);
-    // Not vacuous: pauses landed between the check and the re-check after the move, where the
-    // code before 02a270f removed the new owner's file.
-    expect((tally[expected[0] ?? ""] ?? 0) + (tally[expected[1] ?? ""] ?? 0)).toBeGreaterThan(0);
+    // How many pauses landed between the check and the re-check after the move (where the code
+    // before 02a270f removed the new owner's file) depends on the machine's load: the pause's
+    // timer runs on a worker thread. The tests above land there every time, by a hook.
   }, 30_000 + rounds * 2000);
 });
