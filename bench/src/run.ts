@@ -216,8 +216,10 @@ const unavailable = new Map<System, string>();
 for (const system of new Set(plans.flatMap((plan) => plan.systems))) {
   const why = await probe(system);
   if (why !== undefined) {
-    unavailable.set(system, `unavailable: ${why.slice(0, 160)}`);
-    console.log(`${system.name}: unavailable (${why})`);
+    // better-sqlite3 is built on demand (pnpm bench:sqlite), not at install.
+    const hint = system.name.startsWith("SQLite") ? " (pnpm bench:sqlite builds better-sqlite3)" : "";
+    unavailable.set(system, `unavailable: ${why.slice(0, 160)}${hint}`);
+    console.log(`${system.name}: unavailable (${why})${hint}`);
   }
 }
 
