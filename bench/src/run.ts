@@ -207,7 +207,7 @@ function probe(system: System): Promise<string | undefined> {
     child.on("error", (error) => done(error.message));
     child.on("close", (code, signal) => {
       if (code === 0) return done(undefined);
-      const why = stderr.split("\n").find((line) => /Error|error:/.test(line))?.trim() ?? stderr.trim().split("\n").at(-1) ?? "";
+      const why = stderr.split("\n").find((line) => /^\s*(\w*Error|error)\b[^:]*:/.test(line))?.trim() ?? stderr.trim().split("\n").at(-1) ?? "";
       done(signal ? `crashed (${signal}) ${why}`.trim() : why || `exit code ${code}`);
     });
   });
