@@ -202,7 +202,13 @@ function runStep(file: string, sync: boolean, phase: string, trace?: string[]): 
 /** The calls that never returned (the one the process died in), and the last call that did before the first of them. */
 function killedCalls(traced: readonly string[]): { killed: string[]; before: string | undefined } {
   const index = traced.findIndex((line) => / = \?$/.test(line));
-  return { killed: traced.filter((line) => / = \?$/.test(line)), before: index < 0 ? traced.at(-1) : traced[index - 1] };
+  // One call: strace sometimes shows the killed call twice, under two thread ids, once unfinished.
+  const killed = new Map<string, string>();
+  for (const line of traced.filter((line) => / = \?$/.test(line))) {
+    const call = line.replace(/^\d+ +/, "").replace(/\)? = \?$/, "");
+    if (!killed.has(call)) killed.set(call, line);
+  }
+  return { killed: [...killed.values()], before: index < 0 ? traced.at(-1) : traced[index - 1] };
 }
 
 /**
