@@ -2,65 +2,26 @@
 // ("The journal", "Guarantees", `.compact()`, `.close()`) and tries to break it. A test marked
 // `it.fails` found a bug: its comment says what is wrong, and it passes once the bug is fixed
 // (then drop the `.fails`). The others hold and add coverage the other journal tests lack.
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { AioKV, MAX_TEXT_LENGTH, SchemaMismatchError, StoreLockedError, StoreReadOnlyError } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { MemoryBackend } from "@aiokv/memory-backend";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { z } from "zod";
-import { exited, fixture, runFixture, sleep } from "../helpers/processes.js";
+import { exited, fixture, lineChild, runFixture, sleep, stopped, type LineChild } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 
 const staleAfter = 2000;
 
-interface Owner {
-  child: ChildProcessWithoutNullStreams;
-  pid: number;
-  next(): Promise<string>;
-  ask(line: string): Promise<string>;
-  send(line: string): void;
-}
+type Owner = LineChild;
 
-/**
- * Starts attack-owner.mjs (a journal store) owning `file`, once it reports ready; with `wait`, it
- * waits for the lock (another owner's, paused, goes stale) instead of exiting when taken.
- */
+/** Starts attack-owner.mjs owning `file` (with `wait`, waiting for a stale lock), once it reports ready. */
 async function startOwner(file: string, wait = false): Promise<Owner> {
-  const child = spawn(process.execPath, [fixture("attack-owner.mjs"), file, String(staleAfter), ...(wait ? ["wait"] : [])]);
-  onTestFinished(() => {
-    child.kill("SIGKILL");
-  });
-  const lines: AsyncIterator<string> = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async (): Promise<string> => {
-    const line = await lines.next();
-    if (line.done === true) throw new Error("The owner exited");
-    return line.value;
-  };
-  expect(await next()).toBe("ready");
-  const send = (line: string): void => void child.stdin.write(`${line}\n`);
-  return {
-    child,
-    pid: child.pid ?? 0,
-    next,
-    send,
-    ask: (line) => {
-      send(line);
-      return next();
-    },
-  };
-}
-
-/** Resolves once process `pid` is stopped (state T in /proc). */
-async function stopped(pid: number): Promise<void> {
-  for (let waited = 0; ; waited += 5) {
-    const state = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.[0];
-    if (state === "T") return;
-    if (waited > 5000) throw new Error(`Process ${pid} did not stop (state ${state})`);
-    await sleep(5);
-  }
+  const owner = lineChild("attack-owner.mjs", [file, String(staleAfter), ...(wait ? ["wait"] : [])]);
+  expect(await owner.next()).toBe("ready");
+  return owner;
 }
 
 /** Calls `take` until it stops failing with StoreLockedError (the paused owner's lock went stale). */

@@ -1,6 +1,8 @@
 // Child processes for the tests: the fixtures in test/fixtures and the built `aiokv` command,
 // run as real processes.
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,4 +57,51 @@ export function aiokv(...args: string[]): Promise<Ran> {
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
     });
   });
+}
+
+/** A fixture process that answers command lines on stdin with lines on stdout. */
+export interface LineChild {
+  child: ChildProcessWithoutNullStreams;
+  pid: number;
+  /** Its next line on stdout; rejects once it exited. */
+  next(): Promise<string>;
+  /** Sends a command line. */
+  send(line: string): void;
+  /** Sends a command line and resolves the answer. */
+  ask(line: string): Promise<string>;
+}
+
+/** Starts fixture `name` with `args`, SIGKILLed when the test ends. */
+export function lineChild(name: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): LineChild {
+  const child = spawn(process.execPath, [fixture(name), ...args], { env });
+  onTestFinished(() => {
+    child.kill("SIGKILL");
+  });
+  const lines: AsyncIterator<string> = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (): Promise<string> => {
+    const line = await lines.next();
+    if (line.done === true) throw new Error(`${name} exited`);
+    return line.value;
+  };
+  const send = (line: string): void => void child.stdin.write(`${line}\n`);
+  return {
+    child,
+    pid: child.pid ?? 0,
+    next,
+    send,
+    ask: (line) => {
+      send(line);
+      return next();
+    },
+  };
+}
+
+/** Resolves once process `pid` is stopped (state T in /proc). */
+export async function stopped(pid: number): Promise<void> {
+  for (let waited = 0; ; waited += 5) {
+    const state = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.[0];
+    if (state === "T") return;
+    if (waited > 5000) throw new Error(`Process ${pid} did not stop (state ${state})`);
+    await sleep(5);
+  }
 }

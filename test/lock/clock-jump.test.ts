@@ -5,16 +5,15 @@
 // the lock, which reads that clock only through mtimes, is made here by moving the lock file's
 // mtime by the jump (utimes): forward past staleAfter, a live holder's lock looks stale; backward,
 // a stale lock is taken over that much later, a dead holder's still at once.
-import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { readFile, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { AioKV, StoreLockedError } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { generations, plantLock, staleAfter } from "../helpers/lock-harness.js";
-import { deadPid, fixture, sleep } from "../helpers/processes.js";
+import { deadPid, fixture, lineChild, sleep, type LineChild } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 
 const day = 86_400_000;
@@ -44,32 +43,10 @@ function contend(file: string, env: NodeJS.ProcessEnv, hold = 0): Promise<string
   return new Promise((resolve) => child.once("exit", () => resolve(out.split("\n").filter((line) => line !== ""))));
 }
 
-interface Owner {
-  child: ChildProcessWithoutNullStreams;
-  /** Sends a command line and resolves the owner's answer. */
-  ask(line: string): Promise<string>;
-}
-
 /** Starts `fixture` owning `file` with `env`; resolves it and its first line. */
-async function startOwner(name: string, file: string, env: NodeJS.ProcessEnv = process.env): Promise<Owner & { first: string }> {
-  const child = spawn(process.execPath, [fixture(name), file, String(staleAfter)], { env });
-  onTestFinished(() => {
-    child.kill("SIGKILL");
-  });
-  const lines: AsyncIterator<string> = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async (): Promise<string> => {
-    const line = await lines.next();
-    if (line.done === true) throw new Error("The owner exited");
-    return line.value;
-  };
-  return {
-    child,
-    first: await next(),
-    ask: (line) => {
-      child.stdin.write(`${line}\n`);
-      return next();
-    },
-  };
+async function startOwner(name: string, file: string, env: NodeJS.ProcessEnv = process.env): Promise<LineChild & { first: string }> {
+  const owner = lineChild(name, [file, String(staleAfter)], env);
+  return { ...owner, first: await owner.next() };
 }
 
 async function refused(kv: AioKV): Promise<void> {

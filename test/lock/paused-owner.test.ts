@@ -5,61 +5,25 @@
 // pause a real owner process (test/fixtures/paused-owner.mjs) at a chosen call, and at random
 // moments of clear() after its ownership check. AIOKV_RACE_ROUNDS sets those rounds (8), run 8
 // at a time: about 5 s a batch.
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { AioKV, CorruptStoreError, StoreLockedError } from "@aiokv/core";
 import { FileBackend } from "@aiokv/fs-backend";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { staleAfter } from "../helpers/lock-harness.js";
-import { fixture, sleep } from "../helpers/processes.js";
+import { lineChild, sleep, stopped, type LineChild } from "../helpers/processes.js";
 import { tempDir } from "../helpers/temp.js";
 
 const rounds = Number(process.env["AIOKV_RACE_ROUNDS"] ?? 8);
 const batch = 8;
 
-interface Owner {
-  child: ChildProcessWithoutNullStreams;
-  pid: number;
-  /** The owner's next line on stdout. */
-  next(): Promise<string>;
-  /** Sends a command line and resolves the owner's answer. */
-  ask(line: string): Promise<string>;
-}
+type Owner = LineChild;
 
 /** Starts paused-owner.mjs owning `file`, once it reports ready. */
 async function startOwner(file: string): Promise<Owner> {
-  const child = spawn(process.execPath, [fixture("paused-owner.mjs"), file, String(staleAfter)]);
-  onTestFinished(() => {
-    child.kill("SIGKILL");
-  });
-  const lines: AsyncIterator<string> = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async (): Promise<string> => {
-    const line = await lines.next();
-    if (line.done === true) throw new Error("The owner exited");
-    return line.value;
-  };
-  expect(await next()).toBe("ready");
-  return {
-    child,
-    pid: child.pid ?? 0,
-    next,
-    ask: (line) => {
-      child.stdin.write(`${line}\n`);
-      return next();
-    },
-  };
-}
-
-/** Resolves once process `pid` is stopped (state T in /proc). */
-async function stopped(pid: number): Promise<void> {
-  for (let waited = 0; ; waited += 5) {
-    const state = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.[0];
-    if (state === "T") return;
-    if (waited > 5000) throw new Error(`Process ${pid} did not stop (state ${state})`);
-    await sleep(5);
-  }
+  const owner = lineChild("paused-owner.mjs", [file, String(staleAfter)]);
+  expect(await owner.next()).toBe("ready");
+  return owner;
 }
 
 /**
