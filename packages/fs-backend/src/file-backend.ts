@@ -141,7 +141,7 @@ export class FileBackend implements Backend {
     await mkdir(dirname(target), { recursive: true });
     this.#lock = await OwnerLock.acquire(target, this.location, this.#staleAfter);
     // The journal's too: a paused owner's temp journal, renamed later, would replace this owner's.
-    await Promise.all([removeLeftovers(target), removeLeftovers(`${target}.journal`)]);
+    await removeLeftovers(target, `${target}.journal`);
     await this.#sealJournal(`${target}.journal`);
   }
 
@@ -420,10 +420,12 @@ function isTempOf(target: string, name: string): boolean {
 }
 
 // Housekeeping: a directory that cannot be listed keeps its leftovers, and the lock stays taken.
-async function removeLeftovers(target: string): Promise<void> {
-  const names = await readdir(dirname(target)).catch(() => []);
-  const leftovers = names.filter((name) => isTempOf(target, name));
-  await Promise.all(leftovers.map((name) => unlink(join(dirname(target), name)).catch(() => {})));
+async function removeLeftovers(...targets: string[]): Promise<void> {
+  // One listing: the targets share a directory (the file and its journal).
+  const directory = dirname(targets[0] ?? "");
+  const names = await readdir(directory).catch(() => []);
+  const leftovers = names.filter((name) => targets.some((target) => isTempOf(target, name)));
+  await Promise.all(leftovers.map((name) => unlink(join(directory, name)).catch(() => {})));
 }
 
 async function openNew(path: string, mode = 0o600, flags: string | number = "wx"): Promise<FileHandle> {
